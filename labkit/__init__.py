@@ -1,0 +1,1 @@
+"""labkit: the Foundation Model Lab library."""

@@ -1,0 +1,248 @@
+"""Move weights between labkit models and Hugging Face transformers' BERT classes.
+
+labkit's modules have short teaching names (``layers.0.attn.query``); BERT checkpoints use
+``encoder.layer.0.attention.self.query``. One renaming table maps every tensor, so a model
+trained in the lab can be saved and opened with ``transformers`` and the other way round:
+
+=================  ===========================================
+labkit             transformers
+=================  ===========================================
+``Encoder``        ``BertModel``
+``MaskedLM``       ``BertForMaskedLM``
+``CausalLM``       ``BertLMHeadModel`` (``is_decoder=True``)
+``Seq2Seq``        ``EncoderDecoderModel`` (BERT → BERT with cross-attention)
+=================  ===========================================
+
+Other modules (the fine-tuning heads) register their own pairs with :func:`register`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    BertLMHeadModel,
+    BertModel,
+    EncoderDecoderConfig,
+    EncoderDecoderModel,
+    PreTrainedModel,
+)
+
+from .transformer import CausalLM, Encoder, MaskedLM, Seq2Seq, TransformerConfig
+
+__all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "register", "hf_key"]
+
+_EMBEDDINGS = {"token": "word_embeddings", "position": "position_embeddings",
+               "token_type": "token_type_embeddings", "norm": "LayerNorm"}
+_BLOCK = {
+    "attn.query": "attention.self.query", "attn.key": "attention.self.key",
+    "attn.value": "attention.self.value", "attn.output": "attention.output.dense",
+    "attn_norm": "attention.output.LayerNorm",
+    "cross.query": "crossattention.self.query", "cross.key": "crossattention.self.key",
+    "cross.value": "crossattention.self.value", "cross.output": "crossattention.output.dense",
+    "cross_norm": "crossattention.output.LayerNorm",
+    "ff.up": "intermediate.dense", "ff.down": "output.dense", "ff_norm": "output.LayerNorm",
+}
+_HEAD = {"head.dense": "cls.predictions.transform.dense", "head.norm": "cls.predictions.transform.LayerNorm",
+         "head.bias": "cls.predictions.bias", "head.embedding": "cls.predictions.decoder"}
+
+
+def _stack_key(key: str) -> str:
+    """Rename a key inside an Encoder/Decoder (embeddings, layers, pooler) to BertModel's."""
+    if m := re.fullmatch(r"embeddings\.(\w+)\.(weight|bias)", key):
+        return f"embeddings.{_EMBEDDINGS[m[1]]}.{m[2]}"
+    if m := re.fullmatch(r"layers\.(\d+)\.(.+)\.(weight|bias)", key):
+        return f"encoder.layer.{m[1]}.{_BLOCK[m[2]]}.{m[3]}"
+    if m := re.fullmatch(r"pooler\.(weight|bias)", key):
+        return f"pooler.dense.{m[1]}"
+    raise KeyError(key)
+
+
+def _head_key(key: str) -> str:
+    if key == "head.bias":
+        return _HEAD["head.bias"]
+    module, leaf = key.rsplit(".", 1)
+    return f"{_HEAD[module]}.{leaf}"
+
+
+def hf_key(model: nn.Module, key: str) -> str:
+    """The transformers state-dict name of one of ``model``'s state-dict keys."""
+    return _spec_for(model).rename(key)
+
+
+# ----------------------------------------------------------------------------- configs
+def to_bert_config(config: TransformerConfig, **extra) -> BertConfig:
+    """A transformers ``BertConfig`` with the same sizes (extra kwargs pass through)."""
+    return BertConfig(
+        vocab_size=config.vocab_size, hidden_size=config.d_model, num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads, intermediate_size=config.d_ff, hidden_act="gelu",
+        hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.attention_dropout,
+        max_position_embeddings=config.max_position, type_vocab_size=config.type_vocab_size,
+        layer_norm_eps=config.layer_norm_eps, pad_token_id=config.pad_token_id,
+        initializer_range=config.initializer_range, **extra,
+    )
+
+
+def from_bert_config(bc: BertConfig, n_decoder_layers: int = 0) -> TransformerConfig:
+    """A labkit config from a transformers ``BertConfig`` (ValueError if BERT uses a variant labkit lacks)."""
+    if bc.hidden_act != "gelu":
+        raise ValueError(f"labkit implements BERT's exact GELU; this config uses hidden_act={bc.hidden_act!r}")
+    pos = getattr(bc, "position_embedding_type", "absolute") or "absolute"
+    if pos != "absolute":
+        raise ValueError(f"labkit implements absolute position embeddings; got position_embedding_type={pos!r}")
+    return TransformerConfig(
+        vocab_size=bc.vocab_size, max_position=bc.max_position_embeddings, type_vocab_size=bc.type_vocab_size,
+        d_model=bc.hidden_size, n_layers=bc.num_hidden_layers, n_decoder_layers=n_decoder_layers,
+        n_heads=bc.num_attention_heads, d_ff=bc.intermediate_size, dropout=bc.hidden_dropout_prob,
+        attention_dropout=bc.attention_probs_dropout_prob, layer_norm_eps=bc.layer_norm_eps,
+        pad_token_id=bc.pad_token_id if bc.pad_token_id is not None else 0, initializer_range=bc.initializer_range,
+    )
+
+
+# ----------------------------------------------------------------------------- pairs
+@dataclass
+class _Spec:
+    labkit_cls: type
+    hf_cls: type
+    rename: Callable[[str], str]  # labkit state-dict key -> transformers key
+    build_labkit: Callable[[PreTrainedModel], nn.Module]
+    build_hf: Callable[[nn.Module, dict], PreTrainedModel]
+    ignore_hf: tuple[str, ...] = ()  # transformers keys with no labkit counterpart (regexes)
+
+
+_SPECS: list[_Spec] = []
+
+
+def register(labkit_cls: type, hf_cls: type, rename, build_labkit, build_hf, ignore_hf: tuple[str, ...] = ()) -> None:
+    """Add a (labkit class, transformers class) pair; later registrations take precedence."""
+    _SPECS.insert(0, _Spec(labkit_cls, hf_cls, rename, build_labkit, build_hf, ignore_hf))
+
+
+def _prefixed(prefix_lab: str, prefix_hf: str, inner: Callable[[str], str]):
+    def rename(key: str) -> str:
+        if not key.startswith(prefix_lab):
+            raise KeyError(key)
+        return prefix_hf + inner(key[len(prefix_lab):])
+    return rename
+
+
+def _with_head(body: Callable[[str], str], head_prefix: str = ""):
+    def rename(key: str) -> str:
+        return head_prefix + _head_key(key) if key.startswith("head.") else body(key)
+    return rename
+
+
+def _seq2seq_config(m: EncoderDecoderModel) -> TransformerConfig:
+    enc, dec = m.config.encoder, m.config.decoder
+    cfg = from_bert_config(enc, n_decoder_layers=dec.num_hidden_layers)
+    for a, b in (("hidden_size", "d_model"), ("num_attention_heads", "n_heads"), ("intermediate_size", "d_ff"),
+                 ("vocab_size", "vocab_size"), ("max_position_embeddings", "max_position")):
+        if getattr(dec, a) != getattr(cfg, b):
+            raise ValueError(f"labkit's Seq2Seq shares sizes between encoder and decoder; {a} differs: "
+                             f"encoder {getattr(enc, a)}, decoder {getattr(dec, a)}")
+    return cfg
+
+
+def _seq2seq_hf(model: Seq2Seq, extra: dict) -> EncoderDecoderModel:
+    enc_cfg = to_bert_config(model.config)
+    dec_cfg = to_bert_config(model.config, is_decoder=True, add_cross_attention=True)
+    dec_cfg.num_hidden_layers = model.config.n_decoder_layers
+    cfg = EncoderDecoderConfig.from_encoder_decoder_configs(enc_cfg, dec_cfg)
+    for k, v in extra.items():
+        setattr(cfg, k, v)
+    return EncoderDecoderModel(config=cfg)
+
+
+register(Encoder, BertModel, _stack_key,
+         lambda m: Encoder(from_bert_config(m.config), pooler=m.pooler is not None),
+         lambda m, kw: BertModel(to_bert_config(m.config, **kw), add_pooling_layer=m.pooler is not None))
+register(MaskedLM, BertForMaskedLM, _with_head(_prefixed("encoder.", "bert.", _stack_key)),
+         lambda m: MaskedLM(from_bert_config(m.config)),
+         lambda m, kw: BertForMaskedLM(to_bert_config(m.config, **kw)))
+register(CausalLM, BertLMHeadModel, _with_head(_prefixed("decoder.", "bert.", _stack_key)),
+         lambda m: CausalLM(from_bert_config(m.config, n_decoder_layers=m.config.num_hidden_layers)),
+         lambda m, kw: BertLMHeadModel(_decoder_config(m.config, **kw)))
+register(Seq2Seq, EncoderDecoderModel,
+         _with_head(lambda k: _prefixed("encoder.", "encoder.", _stack_key)(k) if k.startswith("encoder.")
+                    else _prefixed("decoder.", "decoder.bert.", _stack_key)(k), head_prefix="decoder."),
+         lambda m: Seq2Seq(_seq2seq_config(m)), _seq2seq_hf, ignore_hf=(r"encoder\.pooler\..*",))
+
+
+def _decoder_config(config: TransformerConfig, **kw) -> BertConfig:
+    bc = to_bert_config(config, is_decoder=True, **kw)
+    bc.num_hidden_layers = config.n_decoder_layers
+    return bc
+
+
+def _spec_for(obj) -> _Spec:
+    for spec in _SPECS:
+        if isinstance(obj, spec.labkit_cls) or (isinstance(obj, type) and issubclass(obj, spec.labkit_cls)):
+            return spec
+    raise ValueError(f"no transformers counterpart registered for {type(obj).__name__}; "
+                     f"known: {[s.labkit_cls.__name__ for s in _SPECS]}")
+
+
+def _hf_spec_for(model: PreTrainedModel) -> _Spec:
+    for spec in _SPECS:
+        if type(model) is spec.hf_cls:
+            return spec
+    raise ValueError(f"cannot convert {type(model).__name__}; supported transformers classes: "
+                     f"{[s.hf_cls.__name__ for s in _SPECS]}")
+
+
+# ----------------------------------------------------------------------------- conversion
+def _copy(src: dict[str, torch.Tensor], dst: nn.Module, skip: Callable[[str], bool] = lambda k: False) -> None:
+    """Copy src[k] into every tensor k of dst (same names), checking names and shapes.
+
+    Tied tensors (one Parameter under several names, e.g. BERT's decoder bias) are copied
+    once, from whichever of their names the source has."""
+    groups: dict[int, list[str]] = {}
+    tensors = dst.state_dict(keep_vars=True)
+    for key, tensor in tensors.items():
+        if not skip(key):
+            groups.setdefault(id(tensor), []).append(key)
+    with torch.no_grad():
+        for keys in groups.values():
+            found = [k for k in keys if k in src]
+            if not found:
+                raise ValueError(f"the source model has no tensor for {keys[0]!r}")
+            key, tensor = found[0], tensors[keys[0]]
+            if src[key].shape != tensor.shape:
+                raise ValueError(f"shape mismatch for {key!r}: target {tuple(tensor.shape)}, source {tuple(src[key].shape)}")
+            tensor.copy_(src[key])
+
+
+def _ignored(spec: _Spec, hf_key_: str) -> bool:
+    return hf_key_.endswith("position_ids") or any(re.fullmatch(p, hf_key_) for p in spec.ignore_hf)
+
+
+def from_hf(model: PreTrainedModel) -> nn.Module:
+    """Build the labkit model equal to a transformers one (same weights, same outputs)."""
+    spec = _hf_spec_for(model)
+    ours = spec.build_labkit(model)
+    theirs = model.state_dict(keep_vars=True)
+    names = {k: spec.rename(k) for k in ours.state_dict()}  # labkit key -> transformers key
+    _copy({k: theirs[v].detach() for k, v in names.items() if v in theirs}, ours)
+    used = {id(theirs[v]) for v in names.values() if v in theirs}  # tied names share one tensor
+    dropped = sorted(k for k, t in theirs.items() if id(t) not in used and not _ignored(spec, k))
+    if dropped:
+        raise ValueError(f"{type(model).__name__} has weights labkit's {type(ours).__name__} would drop: {dropped[:5]}")
+    ours.to(next(model.parameters()).dtype)
+    return ours.train(model.training)
+
+
+def to_hf(model: nn.Module, **config_kwargs) -> PreTrainedModel:
+    """The transformers model equal to a labkit one; config_kwargs go to its config
+    (e.g. ``id2label``, ``attn_implementation="eager"`` for attention outputs)."""
+    spec = _spec_for(model)
+    attn = config_kwargs.pop("attn_implementation", None)
+    hf = spec.build_hf(model, config_kwargs)
+    if attn is not None:
+        hf.set_attn_implementation(attn)
+    _copy({spec.rename(k): v for k, v in model.state_dict().items()}, hf, skip=lambda k: _ignored(spec, k))
+    return hf.to(next(model.parameters()).dtype).train(model.training)
