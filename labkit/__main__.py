@@ -13,8 +13,17 @@ def _info(_: argparse.Namespace) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace) -> int:
+    from .build import build, default_output_dir
+
+    out = args.out or default_output_dir(args.scale)
+    report = build(args.scale, out, transfer=not args.no_transfer, progress=not args.quiet)
+    print(f"built {len(report['models'])} models into {out} in {report['seconds']['total']:.0f}s; see {out}/report.md")
+    return 0
+
+
 def _demo(_: argparse.Namespace) -> int:
-    """The smallest end-to-end example: the lab's BERT saved and reopened by transformers."""
+    """Until the apps exist: the lab's BERT saved and reopened by transformers."""
     from .env import roundtrip_demo
 
     print(roundtrip_demo())
@@ -25,9 +34,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labkit", description="Foundation Model Lab command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="show library versions and the device the lab will use").set_defaults(func=_info)
+    b = sub.add_parser("build", help="train the tokenizer, pretrain, fine-tune every task, evaluate, save")
+    b.add_argument("--scale", choices=["ci", "cpu", "gpu"], default="cpu",
+                   help="ci: ~2 min smoke run; cpu: the full lab on a laptop (~10 min); gpu: bigger, for one GPU")
+    b.add_argument("--out", default=None, help="output folder (default: $LABKIT_ARTIFACTS/<scale> or artifacts/<scale>)")
+    b.add_argument("--no-transfer", action="store_true", help="skip the pretrained-vs-scratch transfer experiment")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_build)
     sub.add_parser("demo", help="run the lab's main demo").set_defaults(func=_demo)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, PermissionError, FileNotFoundError) as err:  # bad input: one line, no traceback
+        print(f"labkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"labkit {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

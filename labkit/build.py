@@ -1,0 +1,243 @@
+"""``labkit build``: the whole foundation-model story, end to end, in one command.
+
+data → tokenizer → masked-LM pretraining → fine-tuning for sentiment, topic, NER, QA and
+EN→ZH translation → evaluation on TinyWorld's test splits (unseen entities) → one Hugging
+Face-format folder per model, plus ``report.json`` and ``report.md``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from .data import load_task
+from .env import best_device, environment_report
+from .finetune import finetune_classifier, finetune_qa, finetune_tokens
+from .folders import save_model
+from .heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
+from .pretrain import pretrain_mlm
+from .tokenization import train_tokenizer
+from .training import TrainConfig, seed_everything
+from .transfer import TransferConfig, plot_transfer, run_transfer, transfer_markdown
+from .transformer import MaskedLM, TransformerConfig, count_parameters
+from .translate import finetune_translation, warm_start_seq2seq
+
+__all__ = ["Scale", "SCALES", "build", "default_output_dir"]
+
+
+@dataclass
+class Scale:
+    """Every size that changes between a quick CI run and a full build."""
+
+    name: str
+    data: str  # TinyWorld size preset
+    vocab_size: int
+    model: TransformerConfig
+    block_length: int  # pretraining sequence length
+    pretrain: TrainConfig
+    classify: TrainConfig
+    ner: TrainConfig
+    qa: TrainConfig
+    translation: TrainConfig
+    transfer: TransferConfig
+    qa_max_length: int = 192
+
+
+def _t(steps, batch, lr, eval_every=None, **kw) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=batch, lr=lr, eval_every=eval_every or steps, **kw)
+
+
+SCALES: dict[str, Scale] = {
+    "ci": Scale(
+        "ci", "ci", 3000,
+        TransformerConfig(vocab_size=3000, d_model=64, n_layers=2, n_decoder_layers=1, n_heads=2, d_ff=256, max_position=192),
+        block_length=64,
+        pretrain=_t(250, 32, 2e-3), classify=_t(60, 32, 1e-3), ner=_t(60, 32, 2e-3), qa=_t(80, 32, 2e-3),
+        translation=_t(150, 32, 2e-3), transfer=TransferConfig(label_counts=(32, 128), seeds=(0,), steps_cap=60),
+        qa_max_length=160,
+    ),
+    "cpu": Scale(
+        "cpu", "cpu", 6000,
+        TransformerConfig(vocab_size=6000, d_model=128, n_layers=3, n_decoder_layers=2, n_heads=4, d_ff=512, max_position=256),
+        block_length=128,
+        pretrain=_t(900, 32, 1e-3, 300), classify=_t(200, 32, 5e-4), ner=_t(300, 32, 1e-3), qa=_t(500, 32, 1e-3),
+        translation=_t(1000, 64, 1e-3), transfer=TransferConfig(),
+    ),
+    "gpu": Scale(
+        "gpu", "gpu", 12000,
+        TransformerConfig(vocab_size=12000, d_model=256, n_layers=6, n_decoder_layers=4, n_heads=8, d_ff=1024, max_position=256),
+        block_length=128,
+        pretrain=_t(6000, 128, 5e-4, 1000), classify=_t(600, 32, 3e-4), ner=_t(800, 32, 5e-4), qa=_t(1500, 32, 5e-4),
+        translation=_t(4000, 128, 5e-4, 1000), transfer=TransferConfig(),
+    ),
+}
+
+
+def default_output_dir(scale: str) -> Path:
+    """$LABKIT_ARTIFACTS/<scale>, else artifacts/<scale> (ignored by git)."""
+    return Path(os.environ.get("LABKIT_ARTIFACTS", "artifacts")) / scale
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"cannot write to {out} ({err.strerror}); choose another folder with --out") from None
+
+
+def _card(title: str, task: str, body: str, metrics: dict, scale: Scale, params: int) -> str:
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
+    return f"""---
+license: mit
+language: [en, zh]
+library_name: transformers
+pipeline_tag: {task}
+tags: [foundation-model-lab, tinyworld]
+---
+# {title}
+
+Trained by `labkit build --scale {scale.name}` in the Foundation Model Lab: a
+{scale.model.n_layers}-layer, {scale.model.d_model}-wide BERT ({params:,} parameters) pretrained with
+masked-language modelling on TinyWorld's unlabelled corpus, then fine-tuned as below.
+
+{body}
+
+## Evaluation (TinyWorld test split: people, products and organisations unseen in training)
+
+| metric | value |
+|---|---|
+{rows}
+
+## Limits
+- TinyWorld is a small synthetic world written for teaching: the model knows its
+  vocabulary and templates, not real-world language. Do not use it outside the lab.
+- Tiny by design; numbers are for comparing methods inside the lab, not with published models.
+"""
+
+
+def build(scale: str = "cpu", out: str | Path | None = None, *, transfer: bool = True, progress: bool = True,
+          log=print) -> dict:
+    """Run the whole pipeline; return the report (also written to out/report.json and out/report.md)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
+    sc = SCALES[scale]
+    out = Path(out) if out is not None else default_output_dir(scale)
+    _check_writable(out)
+    if not progress:
+        sc = replace(sc, **{k: replace(getattr(sc, k), progress=False)
+                            for k in ("pretrain", "classify", "ner", "qa", "translation")})
+    times: dict[str, float] = {}
+    report: dict = {"scale": scale, "seed": sc.pretrain.seed, "device": str(best_device()),
+                    "environment": environment_report(), "models": {}}
+    t0 = time.perf_counter()
+
+    def stage(name: str):
+        times[name] = time.perf_counter() - stage.start
+        stage.start = time.perf_counter()
+        log(f"[{sum(times.values()):6.1f}s] {name} done ({times[name]:.1f}s)")
+    stage.start = t0
+
+    seed_everything(sc.pretrain.seed)
+    data = {t: load_task(t, size=sc.data) for t in ("corpus", "sentiment", "topic", "ner", "qa", "translation")}
+    stage("data")
+    tokenizer = train_tokenizer(data["corpus"]["train"]["text"], vocab_size=sc.vocab_size,
+                                model_max_length=sc.model.max_position)
+    tokenizer.save_pretrained(out / "tokenizer")
+    report["tokenizer"] = {"vocab_size": len(tokenizer)}
+    stage("tokenizer")
+
+    cfg = replace(sc.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    mlm = MaskedLM(cfg)
+    pre = pretrain_mlm(mlm, tokenizer, data["corpus"]["train"]["text"], data["corpus"]["validation"]["text"],
+                       sc.pretrain, block_length=sc.block_length)
+    params = count_parameters(mlm.encoder)
+    report["pretraining"] = {**pre.metrics, "steps": sc.pretrain.steps, "encoder_parameters": params,
+                             "loss_history": pre.history.loss[:: max(1, len(pre.history.loss) // 200)]}
+    save_model(mlm, tokenizer, out / "fill-mask", card=_card(
+        "TinyWorld mini-BERT (masked LM)", "fill-mask",
+        "Masked-language modelling: 15% of tokens chosen, 80% replaced by [MASK], 10% by a random token, 10% kept.",
+        pre.metrics, sc, params))
+    report["models"]["fill-mask"] = {"metrics": pre.metrics, "parameters": count_parameters(mlm)}
+    stage("pretraining")
+
+    for task, names in (("sentiment", None), ("topic", None)):
+        labels = data[task]["train"].features["label"].names
+        model = SequenceClassifier.from_pretrained(mlm, num_labels=len(labels), id2label=dict(enumerate(labels)))
+        res = finetune_classifier(model, tokenizer, data[task], sc.classify)
+        save_model(model, tokenizer, out / task, card=_card(
+            f"TinyWorld {task} classifier", "text-classification",
+            f"Sequence classification over {labels}, fine-tuned on {len(data[task]['train'])} labelled examples.",
+            res.metrics, sc, params))
+        report["models"][task] = {"metrics": res.metrics, "parameters": count_parameters(model)}
+        stage(task)
+
+    tags = data["ner"]["train"].features["ner_tags"].feature.names
+    ner = TokenClassifier.from_pretrained(mlm, num_labels=len(tags), id2label=dict(enumerate(tags)))
+    res = finetune_tokens(ner, tokenizer, data["ner"], sc.ner)
+    save_model(ner, tokenizer, out / "ner", card=_card(
+        "TinyWorld named-entity recogniser", "token-classification",
+        f"BIO tagging with {tags}.\n\n```\n{res.report}\n```", res.metrics, sc, params))
+    report["models"]["ner"] = {"metrics": res.metrics, "parameters": count_parameters(ner), "report": res.report}
+    stage("ner")
+
+    qa = QuestionAnswerer.from_pretrained(mlm)
+    res = finetune_qa(qa, tokenizer, data["qa"], sc.qa, max_length=sc.qa_max_length)
+    save_model(qa, tokenizer, out / "qa", card=_card(
+        "TinyWorld extractive QA", "question-answering",
+        "SQuAD v1.1-style extractive QA: predicts the start and end of the answer span in the context.",
+        res.metrics, sc, params))
+    report["models"]["qa"] = {"metrics": res.metrics, "parameters": count_parameters(qa)}
+    stage("qa")
+
+    s2s = warm_start_seq2seq(mlm)
+    res = finetune_translation(s2s, tokenizer, data["translation"], sc.translation)
+    save_model(s2s, tokenizer, out / "translation", card=_card(
+        "TinyWorld EN→ZH translator", "translation",
+        "Encoder–decoder: the encoder is the pretrained mini-BERT; the decoder starts from its weights "
+        "(cross-attention from scratch). Open with `labkit.folders.load_model` or transformers' EncoderDecoderModel.",
+        res.metrics, sc, params),
+        decoder_start_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    report["models"]["translation"] = {"metrics": res.metrics, "parameters": count_parameters(s2s)}
+    stage("translation")
+
+    if transfer:
+        table = run_transfer(mlm, tokenizer, {t: data[t] for t in sc.transfer.tasks}, sc.transfer,
+                             progress=progress)
+        report["transfer"] = table
+        plot_transfer(table, out / "transfer.png")
+        stage("transfer")
+
+    report["seconds"] = {**times, "total": time.perf_counter() - t0}
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    return report
+
+
+def report_markdown(report: dict) -> str:
+    """The report as a Markdown page."""
+    env = report["environment"]
+    lines = [f"# labkit build report (scale: {report['scale']})", "",
+             f"Device: {report['device']} · seed {report['seed']} · Python {env['python']} · torch {env['torch']} · "
+             f"transformers {env['transformers']} · tokenizers {env['tokenizers']} · datasets {env['datasets']} · "
+             f"{platform.machine()}", "",
+             "## Models (test splits with unseen entities)", "", "| model | parameters | metrics |", "|---|---|---|"]
+    for name, m in report["models"].items():
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items())
+        lines.append(f"| {name} | {m['parameters']:,} | {metrics} |")
+    pre = report["pretraining"]
+    lines += ["", f"Pretraining: {pre['steps']} steps, masked-token accuracy {pre['masked_accuracy']:.3f}, "
+              f"perplexity {pre['perplexity']:.1f} (validation). Tokenizer: {report['tokenizer']['vocab_size']} word pieces.", ""]
+    if "transfer" in report:
+        lines += ["## Transfer: pretrained vs random initialisation", "", transfer_markdown(report["transfer"]), ""]
+    lines += ["## Time per stage (seconds)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in report["seconds"].items()]
+    return "\n".join(lines) + "\n"

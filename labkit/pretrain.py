@@ -1,0 +1,154 @@
+r"""Pretraining on unlabelled text: masked-language modelling (BERT) and, for contrast,
+next-token prediction (GPT).
+
+Masked LM: corrupt 15% of the tokens and predict the originals from both sides,
+
+.. math::  P(w_i \mid x) = \mathrm{softmax}(h_i E^\top + b)_{w_i}, \qquad
+           \mathcal{L} = -\frac{1}{|M|}\sum_{i \in M} \log P(w_i \mid \tilde x)
+
+Next-token LM: predict each token from the ones before it, :math:`P(x_t \mid x_{<t})`.
+
+Shape letters: N blocks, B batch, T block length, C width, V vocabulary, M masked positions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .masking import mask_tokens
+from .training import History, TrainConfig, batches, fit, perplexity
+from .transformer import CausalLM, MaskedLM
+
+__all__ = ["pack_blocks", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss", "evaluate_clm", "pretrain_clm",
+           "PretrainResult"]
+
+
+@dataclass
+class PretrainResult:
+    history: History
+    metrics: dict[str, float]  # masked/next-token accuracy, perplexity, loss on the validation blocks
+
+
+def pack_blocks(tokenizer, texts: Iterable[str], block_length: int = 128) -> torch.Tensor:
+    """Tokenise texts, join them with [SEP], and cut the stream into [CLS] … [SEP] blocks.
+
+    Returns a (N, block_length) LongTensor; the last partial block is dropped.
+    """
+    if block_length < 8:
+        raise ValueError(f"block_length must be at least 8, got {block_length}")
+    stream: list[int] = []
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+        stream.append(tokenizer.sep_token_id)
+    body = block_length - 2
+    n = len(stream) // body
+    if n == 0:
+        raise ValueError(f"the texts give {len(stream)} tokens, fewer than one block of {block_length}")
+    x = torch.tensor(stream[: n * body]).view(n, body)  # (N, T-2)
+    cls = torch.full((n, 1), tokenizer.cls_token_id)
+    sep = torch.full((n, 1), tokenizer.sep_token_id)
+    return torch.cat([cls, x, sep], dim=1)  # (N, T)
+
+
+def _special_ids(tokenizer) -> tuple[int, ...]:
+    return tuple(sorted(set(tokenizer.all_special_ids)))
+
+
+def _mask(tokenizer, blocks: torch.Tensor, generator: torch.Generator, p: float):
+    return mask_tokens(blocks, mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
+                       special_token_ids=_special_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                       mlm_probability=p, generator=generator)
+
+
+def mlm_loss(model: MaskedLM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy at the masked positions only (the head never sees the other 85%)."""
+    device = next(model.parameters()).device
+    input_ids, labels = (t.to(device) for t in batch)  # (B, T), (B, T)
+    h = model.encoder(input_ids).last_hidden_state  # (B, T, C)
+    chosen = labels != -100  # (B, T)
+    logits = model.head(h[chosen])  # (M, C) -> (M, V)
+    return F.cross_entropy(logits.float(), labels[chosen])
+
+
+@torch.no_grad()
+def evaluate_mlm(model: MaskedLM, tokenizer, blocks: torch.Tensor, *, batch_size: int = 64,
+                 mlm_probability: float = 0.15, seed: int = 1234) -> dict[str, float]:
+    """Masked-token accuracy, loss and perplexity on blocks masked with a fixed seed."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    total_loss, correct, count = 0.0, 0, 0
+    for i in range(0, len(blocks), batch_size):
+        masked = _mask(tokenizer, blocks[i:i + batch_size], g, mlm_probability)
+        ids, labels = masked.input_ids.to(device), masked.labels.to(device)
+        h = model.encoder(ids).last_hidden_state  # (B, T, C)
+        chosen = labels != -100
+        logits = model.head(h[chosen]).float()  # (M, V)
+        total_loss += F.cross_entropy(logits, labels[chosen], reduction="sum").item()
+        correct += (logits.argmax(-1) == labels[chosen]).sum().item()
+        count += int(chosen.sum())
+    model.train(was_training)
+    mean = total_loss / max(count, 1)
+    return {"masked_accuracy": correct / max(count, 1), "loss": mean, "perplexity": perplexity(mean)}
+
+
+def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
+                 cfg: TrainConfig, *, block_length: int = 128, mlm_probability: float = 0.15,
+                 on_eval=None) -> PretrainResult:
+    """Masked-LM pretraining: fresh 80/10/10 masking of every batch, periodic validation."""
+    train_blocks = pack_blocks(tokenizer, train_texts, block_length)  # (N, T)
+    val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
+    g = torch.Generator().manual_seed(cfg.seed)
+
+    def stream():
+        for idx in batches(len(train_blocks), cfg.batch_size, seed=cfg.seed):
+            m = _mask(tokenizer, train_blocks[idx], g, mlm_probability)
+            yield m.input_ids, m.labels
+
+    history = fit(model, stream(), mlm_loss, cfg, desc="pretraining (masked LM)", on_eval=on_eval,
+                  evaluate=lambda m: evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability))
+    return PretrainResult(history, history.last_eval())
+
+
+def clm_loss(model: CausalLM, batch: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy: position t predicts token t+1."""
+    ids = batch.to(next(model.parameters()).device)  # (B, T)
+    return model(ids, labels=ids).loss
+
+
+@torch.no_grad()
+def evaluate_clm(model: CausalLM, blocks: torch.Tensor, *, batch_size: int = 64) -> dict[str, float]:
+    """Next-token accuracy, loss and perplexity."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, correct, count = 0.0, 0, 0
+    for i in range(0, len(blocks), batch_size):
+        ids = blocks[i:i + batch_size].to(device)
+        logits = model(ids).logits[:, :-1].float()  # (B, T-1, V)
+        target = ids[:, 1:]  # (B, T-1)
+        total += F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="sum").item()
+        correct += (logits.argmax(-1) == target).sum().item()
+        count += target.numel()
+    model.train(was_training)
+    mean = total / count
+    return {"next_token_accuracy": correct / count, "loss": mean, "perplexity": perplexity(mean)}
+
+
+def pretrain_clm(model: CausalLM, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
+                 cfg: TrainConfig, *, block_length: int = 128, on_eval=None) -> PretrainResult:
+    """Next-token (causal LM) pretraining on the same packed blocks."""
+    train_blocks = pack_blocks(tokenizer, train_texts, block_length)
+    val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
+
+    def stream():
+        for idx in batches(len(train_blocks), cfg.batch_size, seed=cfg.seed):
+            yield train_blocks[idx]
+
+    history = fit(model, stream(), clm_loss, cfg, desc="pretraining (next token)", on_eval=on_eval,
+                  evaluate=lambda m: evaluate_clm(m, val_blocks))
+    return PretrainResult(history, history.last_eval())

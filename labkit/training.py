@@ -1,0 +1,165 @@
+"""One readable training loop for every model in the lab.
+
+AdamW, a learning rate that warms up linearly then decays linearly to zero, gradient
+clipping, seeding, the fastest device (cuda → mps → cpu), bf16 autocast on CUDA, a tqdm
+progress bar, periodic validation, and a loss history for plotting.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .env import best_device
+
+__all__ = ["TrainConfig", "History", "fit", "seed_everything", "batches"]
+
+
+@dataclass
+class TrainConfig:
+    """How long and how fast to train."""
+
+    steps: int = 1000  # optimiser steps in all
+    batch_size: int = 32
+    lr: float = 5e-4  # peak learning rate, reached after warm-up
+    weight_decay: float = 0.01  # AdamW decay (not applied to biases and LayerNorms)
+    warmup_ratio: float = 0.06  # fraction of steps spent warming up
+    grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
+    eval_every: int = 200  # validate every this many steps (and at the end)
+    seed: int = 0
+    device: str | None = None  # None = best available
+    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored elsewhere)
+    progress: bool = True  # show a tqdm bar
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0 or self.batch_size <= 0 or self.eval_every <= 0:
+            raise ValueError(f"steps, batch_size and eval_every must be positive, got {self.steps}, {self.batch_size}, {self.eval_every}")
+        if self.lr <= 0 or not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"need lr > 0 and warmup_ratio in [0, 1), got lr={self.lr}, warmup_ratio={self.warmup_ratio}")
+
+
+@dataclass
+class History:
+    """What happened during training: per-step loss and per-evaluation metrics."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_metrics: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    def last_eval(self) -> dict[str, float]:
+        return self.eval_metrics[-1] if self.eval_metrics else {}
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps, "loss": self.loss, "lr": self.lr, "eval_steps": self.eval_steps,
+                "eval_metrics": self.eval_metrics, "seconds": self.seconds, "device": self.device}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batches(n: int, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[list[int]]:
+    """Endless index batches over range(n), reshuffled every epoch."""
+    if n <= 0:
+        raise ValueError(f"cannot draw batches from an empty data set (n={n})")
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for i in range(0, n, batch_size):
+            yield order[i:i + batch_size].tolist()
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.dim() < 2 or "norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then linear decay to 0 at cfg.steps."""
+    warmup = max(1, int(cfg.warmup_ratio * cfg.steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warmup))
+
+
+def fit(
+    model: nn.Module,
+    train_batches: Iterable,
+    loss_fn: Callable[[nn.Module, object], torch.Tensor],
+    cfg: TrainConfig,
+    *,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    on_eval: Callable[[History], None] | None = None,
+    desc: str = "training",
+) -> History:
+    """Train ``model`` for cfg.steps optimiser steps.
+
+    Args:
+        train_batches: an (endless) iterable of batches; each is passed to ``loss_fn``.
+        loss_fn: ``loss_fn(model, batch)`` → scalar loss; it moves the batch to the model's device.
+        evaluate: ``evaluate(model)`` → metrics, called every cfg.eval_every steps and at the end
+            (the model is put in eval mode and back).
+        on_eval: called with the history after each evaluation (e.g. to redraw a live plot).
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(cfg.device) if cfg.device else best_device()
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    use_bf16 = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    history = History(device=str(device))
+    start = time.perf_counter()
+    it = iter(train_batches)
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not cfg.progress, leave=False)
+    for step in bar:
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = loss_fn(model, next(it))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate (lr={cfg.lr})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        history.steps.append(step)
+        history.loss.append(loss.item())
+        history.lr.append(lr)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(history.loss[-20:]):.3f}")
+        if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            model.eval()
+            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                metrics = evaluate(model)
+            model.train()
+            history.eval_steps.append(step + 1)
+            history.eval_metrics.append({k: float(v) for k, v in metrics.items()})
+            if on_eval is not None:
+                on_eval(history)
+    model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def perplexity(mean_loss: float) -> float:
+    """exp(mean cross-entropy in nats), capped to stay finite."""
+    return math.exp(min(mean_loss, 50.0))

@@ -1,0 +1,98 @@
+"""The transfer experiment: does pretraining on unlabelled text reduce how many labels a task needs?
+
+For each task and each number of labelled examples n, fine-tune the same architecture
+twice — once from the pretrained encoder, once from random initialisation — with the same
+steps, learning rate and seeds, and compare test accuracy.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .finetune import finetune_classifier
+from .heads import SequenceClassifier
+from .training import TrainConfig
+from .transformer import MaskedLM
+
+__all__ = ["TransferConfig", "run_transfer", "transfer_markdown", "plot_transfer"]
+
+
+@dataclass
+class TransferConfig:
+    tasks: tuple[str, ...] = ("sentiment", "topic")  # classification tasks from labkit.data
+    label_counts: tuple[int | None, ...] = (32, 128, 512, None)  # None = every labelled example
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 15  # passes over the n examples...
+    min_steps: int = 30  # ...but at least this many steps
+    steps_cap: int = 150  # ...and at most this many
+    batch_size: int = 16
+    lr: float = 1e-3
+
+    def steps_for(self, n: int) -> int:
+        return int(min(self.steps_cap, max(self.min_steps, math.ceil(self.epochs * n / self.batch_size))))
+
+
+def run_transfer(pretrained: MaskedLM, tokenizer, data: dict, cfg: TransferConfig, *, progress: bool = False) -> list[dict]:
+    """Rows of {task, labels, init, accuracy (mean), std, runs}; one row per (task, n, init)."""
+    rows = []
+    for task in cfg.tasks:
+        ds = data[task]
+        names = ds["train"].features["label"].names
+        for n in cfg.label_counts:
+            n_eff = len(ds["train"]) if n is None else min(n, len(ds["train"]))
+            for init in ("pretrained", "scratch"):
+                accs = []
+                for seed in cfg.seeds:
+                    model = SequenceClassifier.from_pretrained(
+                        pretrained if init == "pretrained" else None, pretrained.config,
+                        num_labels=len(names), id2label=dict(enumerate(names)))
+                    tc = TrainConfig(steps=cfg.steps_for(n_eff), batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
+                                     eval_every=10**9, progress=progress)
+                    res = finetune_classifier(model, tokenizer, ds, tc, n_train=n_eff, validate=False)
+                    accs.append(res.metrics["accuracy"])
+                rows.append({"task": task, "labels": n_eff, "init": init, "accuracy": float(np.mean(accs)),
+                             "std": float(np.std(accs)), "runs": accs})
+    return rows
+
+
+def transfer_markdown(rows: list[dict]) -> str:
+    """A table: task, labels, pretrained and scratch accuracy (mean ± std), and the gain in points."""
+    out = ["| task | labels | pretrained | scratch | gain (points) |", "|---|---|---|---|---|"]
+    keyed = {(r["task"], r["labels"], r["init"]): r for r in rows}
+    for task, n in dict.fromkeys((r["task"], r["labels"]) for r in rows):
+        p, s = keyed[(task, n, "pretrained")], keyed[(task, n, "scratch")]
+        out.append(f"| {task} | {n} | {p['accuracy']:.3f} ± {p['std']:.3f} | {s['accuracy']:.3f} ± {s['std']:.3f} | "
+                   f"{100 * (p['accuracy'] - s['accuracy']):+.1f} |")
+    return "\n".join(out)
+
+
+def plot_transfer(rows: list[dict], path: str | Path | None = None):
+    """Accuracy against number of labels (log scale), pretrained vs scratch, one panel per task."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for init, style in (("pretrained", "o-"), ("scratch", "s--")):
+            pts = sorted((r["labels"], r["accuracy"], r["std"]) for r in rows if r["task"] == task and r["init"] == init)
+            xs, ys, es = zip(*pts)
+            ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=init)
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training examples")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(task)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
