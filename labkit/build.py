@@ -148,7 +148,7 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, transfer: bool =
     seed_everything(sc.pretrain.seed)
     data = {t: load_task(t, size=sc.data) for t in ("corpus", "sentiment", "topic", "ner", "qa", "translation")}
     stage("data")
-    tokenizer = train_tokenizer(data["corpus"]["train"]["text"], vocab_size=sc.vocab_size,
+    tokenizer = train_tokenizer(list(data["corpus"]["train"]["text"]), vocab_size=sc.vocab_size,
                                 model_max_length=sc.model.max_position)
     tokenizer.save_pretrained(out / "tokenizer")
     report["tokenizer"] = {"vocab_size": len(tokenizer)}
@@ -156,7 +156,7 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, transfer: bool =
 
     cfg = replace(sc.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     mlm = MaskedLM(cfg)
-    pre = pretrain_mlm(mlm, tokenizer, data["corpus"]["train"]["text"], data["corpus"]["validation"]["text"],
+    pre = pretrain_mlm(mlm, tokenizer, list(data["corpus"]["train"]["text"]), list(data["corpus"]["validation"]["text"]),
                        sc.pretrain, block_length=sc.block_length)
     params = count_parameters(mlm.encoder)
     report["pretraining"] = {**pre.metrics, "steps": sc.pretrain.steps, "encoder_parameters": params,

@@ -71,7 +71,7 @@ def predict_proba(model: SequenceClassifier, tokenizer, texts: Sequence[str], *,
                   batch_size: int = 64) -> np.ndarray:
     """Class probabilities (N, K) for raw texts."""
     model.eval()
-    out = []
+    texts, out = list(texts), []
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i:i + batch_size]), truncation=True, max_length=max_length, padding=True,
                         return_tensors="pt")
@@ -89,7 +89,7 @@ def finetune_classifier(model: SequenceClassifier, tokenizer, data, cfg: TrainCo
     transfer experiment. validate: score the validation split during training.
     """
     train = subsample(data["train"], n_train, cfg.seed, label_column)
-    ids = tokenizer(train[text_column], truncation=True, max_length=max_length)["input_ids"]
+    ids = tokenizer(list(train[text_column]), truncation=True, max_length=max_length)["input_ids"]
     labels = torch.tensor(train[label_column])
 
     def stream():
@@ -103,9 +103,9 @@ def finetune_classifier(model: SequenceClassifier, tokenizer, data, cfg: TrainCo
 
     def evaluate(split_name: str):
         split = data[split_name]
-        pred = predict_proba(model, tokenizer, split[text_column], max_length=max_length).argmax(-1)
-        return pred, {"accuracy": M.accuracy(pred.tolist(), split[label_column]),
-                      "macro_f1": M.precision_recall_f1(pred.tolist(), split[label_column])["f1"]}
+        gold = list(split[label_column])
+        pred = predict_proba(model, tokenizer, list(split[text_column]), max_length=max_length).argmax(-1).tolist()
+        return pred, {"accuracy": M.accuracy(pred, gold), "macro_f1": M.precision_recall_f1(pred, gold)["f1"]}
 
     history = fit(model, stream(), loss_fn, cfg, evaluate=(lambda m: evaluate("validation")[1]) if validate else None,
                   desc=f"fine-tuning ({len(train)} labels)")
@@ -159,7 +159,7 @@ def finetune_tokens(model: TokenClassifier, tokenizer, data, cfg: TrainConfig, *
                     tags_column: str = "ner_tags", max_length: int = 128, n_train: int | None = None) -> FinetuneResult:
     """Fine-tune a token classifier; metrics are entity-level P/R/F1 (CoNLL) on the test split."""
     train = subsample(data["train"], n_train, cfg.seed)
-    enc = align_labels(tokenizer, train[tokens_column], train[tags_column], max_length=max_length)
+    enc = align_labels(tokenizer, list(train[tokens_column]), list(train[tags_column]), max_length=max_length)
 
     def stream():
         for idx in batches(len(train), cfg.batch_size, seed=cfg.seed):
@@ -175,8 +175,8 @@ def finetune_tokens(model: TokenClassifier, tokenizer, data, cfg: TrainConfig, *
 
     def evaluate(split_name: str):
         split = data[split_name]
-        pred = predict_tags(model, tokenizer, split[tokens_column], max_length=max_length)
-        gold = [[names[t] for t in row] for row in split[tags_column]]
+        pred = predict_tags(model, tokenizer, list(split[tokens_column]), max_length=max_length)
+        gold = [[names[t] for t in row] for row in list(split[tags_column])]
         return M.entity_scores(gold, pred)
 
     def val_metrics(m):
@@ -211,7 +211,7 @@ def finetune_qa(model: QuestionAnswerer, tokenizer, data, cfg: TrainConfig, *, m
                 stride: int = 64, n_train: int | None = None, n_eval: int | None = 400) -> FinetuneResult:
     """Fine-tune extractive QA; metrics are SQuAD v1.1 exact match and F1 (percent) on the test split."""
     train = subsample(data["train"], n_train, cfg.seed)
-    feats = prepare_train_features(tokenizer, train["question"], train["context"], train["answers"],
+    feats = prepare_train_features(tokenizer, list(train["question"]), list(train["context"]), list(train["answers"]),
                                    max_length=max_length, stride=stride)
     tensors = {k: torch.tensor(feats[k]) for k in ("input_ids", "attention_mask", "token_type_ids",
                                                    "start_positions", "end_positions")}
@@ -227,8 +227,10 @@ def finetune_qa(model: QuestionAnswerer, tokenizer, data, cfg: TrainConfig, *, m
 
     def evaluate(split_name: str, limit: int | None):
         split = data[split_name] if limit is None else data[split_name].select(range(min(limit, len(data[split_name]))))
-        pred = answer_questions(model, tokenizer, split["question"], split["context"], max_length=max_length, stride=stride)
-        return M.squad_scores(dict(zip(split["id"], pred)), {i: a["text"] for i, a in zip(split["id"], split["answers"])})
+        ids, answers = list(split["id"]), list(split["answers"])
+        pred = answer_questions(model, tokenizer, list(split["question"]), list(split["context"]), max_length=max_length,
+                                stride=stride)
+        return M.squad_scores(dict(zip(ids, pred)), {i: a["text"] for i, a in zip(ids, answers)})
 
     history = fit(model, stream(), loss_fn, cfg, evaluate=lambda m: evaluate("validation", n_eval),
                   desc=f"fine-tuning QA ({len(train)} questions)")

@@ -78,7 +78,7 @@ def finetune_translation(model: Seq2Seq, tokenizer, data, cfg: TrainConfig, *, m
                          num_beams: int = 4, n_train: int | None = None, n_eval: int | None = 200) -> FinetuneResult:
     """Train EN→ZH with teacher forcing; metrics are char-level BLEU (greedy and beam) on the test split."""
     train = subsample(data["train"], n_train, cfg.seed)
-    pairs = train["translation"]
+    pairs = list(train["translation"])
     src = tokenizer([p["en"] for p in pairs], truncation=True, max_length=max_length)["input_ids"]
     tgt = tokenizer([p["zh"] for p in pairs], truncation=True, max_length=max_length + 1)["input_ids"]  # [CLS] zh [SEP]
 
@@ -97,8 +97,9 @@ def finetune_translation(model: Seq2Seq, tokenizer, data, cfg: TrainConfig, *, m
         split = data[split_name]
         if limit is not None:
             split = split.select(range(min(limit, len(split))))
-        ref = [p["zh"] for p in split["translation"]]
-        hyp = translate(model, tokenizer, [p["en"] for p in split["translation"]], num_beams=beams,
+        pairs = list(split["translation"])
+        ref = [p["zh"] for p in pairs]
+        hyp = translate(model, tokenizer, [p["en"] for p in pairs], num_beams=beams,
                         max_length=max_length, max_new_tokens=max_length)
         return M.corpus_bleu_zh(hyp, ref)
 

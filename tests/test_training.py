@@ -1,0 +1,154 @@
+"""Training loop, pretraining objectives, heads, fine-tuning helpers and model folders."""
+import json
+import subprocess
+import sys
+
+import datasets
+import pytest
+import torch
+
+from labkit.finetune import align_labels, finetune_classifier, pad, subsample
+from labkit.folders import ModelFolderError, load_hf_model, load_model, save_model
+from labkit.heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
+from labkit.pretrain import evaluate_mlm, pack_blocks, pretrain_clm, pretrain_mlm
+from labkit.tokenization import train_tokenizer
+from labkit.training import TrainConfig, lr_at
+from labkit.transformer import CausalLM, MaskedLM, TransformerConfig
+from labkit.translate import join_cjk, warm_start_seq2seq
+
+TEXTS = [f"the {a} {b} is {c} today ." for a in ("red", "blue", "green", "small") for b in ("phone", "car", "city")
+         for c in ("good", "bad", "great", "awful")] + ["今天天气怎么样？", "天气很好。"] * 4
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer(TEXTS * 3, vocab_size=200, min_frequency=1)
+
+
+@pytest.fixture(scope="module")
+def cfg(tok):
+    return TransformerConfig(vocab_size=len(tok), d_model=32, n_layers=2, n_decoder_layers=1, n_heads=2, d_ff=64,
+                             max_position=64, dropout=0.0, attention_dropout=0.0)
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    c = TrainConfig(steps=100, lr=1e-3, warmup_ratio=0.1)
+    lrs = [lr_at(s, c) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) == 9
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(1e-3 / 90)
+    with pytest.raises(ValueError, match="steps, batch_size and eval_every must be positive"):
+        TrainConfig(steps=0)
+
+
+def test_pack_blocks_frames_every_block(tok):
+    blocks = pack_blocks(tok, TEXTS, block_length=16)
+    assert blocks.shape[1] == 16 and len(blocks) > 3
+    assert (blocks[:, 0] == tok.cls_token_id).all() and (blocks[:, -1] == tok.sep_token_id).all()
+    with pytest.raises(ValueError, match="fewer than one block"):
+        pack_blocks(tok, ["hi"], block_length=64)
+
+
+def test_masked_lm_pretraining_learns_the_tiny_corpus(tok, cfg):
+    torch.manual_seed(0)
+    model = MaskedLM(cfg)
+    blocks = pack_blocks(tok, TEXTS, 16)
+    before = evaluate_mlm(model, tok, blocks)
+    res = pretrain_mlm(model, tok, TEXTS * 4, TEXTS, TrainConfig(steps=150, batch_size=16, lr=3e-3, progress=False,
+                                                                 device="cpu"), block_length=16)
+    assert res.metrics["loss"] < 0.6 * before["loss"]
+    assert res.metrics["masked_accuracy"] > before["masked_accuracy"] + 0.2
+    assert len(res.history.loss) == 150 and res.history.eval_steps[-1] == 150
+
+
+def test_next_token_pretraining_lowers_perplexity(tok, cfg):
+    torch.manual_seed(0)
+    res = pretrain_clm(CausalLM(cfg), tok, TEXTS * 4, TEXTS, TrainConfig(steps=100, batch_size=16, lr=3e-3,
+                                                                         progress=False, device="cpu"), block_length=16)
+    assert res.metrics["perplexity"] < 0.2 * len(tok)
+
+
+def test_heads_warm_start_copies_the_encoder(cfg):
+    mlm = MaskedLM(cfg)
+    for cls, kw in ((SequenceClassifier, {"num_labels": 3}), (TokenClassifier, {"num_labels": 5}), (QuestionAnswerer, {})):
+        head = cls.from_pretrained(mlm, **kw)
+        for k, v in mlm.encoder.state_dict().items():
+            assert torch.equal(head.encoder.state_dict()[k], v)
+        scratch = cls.from_pretrained(None, cfg, **kw)
+        assert not torch.equal(scratch.encoder.embeddings.token.weight, mlm.encoder.embeddings.token.weight)
+    with pytest.raises(ValueError, match="id2label has 1 names for num_labels=2"):
+        SequenceClassifier(cfg, 2, {0: "x"})
+    s2s = warm_start_seq2seq(mlm)
+    assert torch.equal(s2s.encoder.layers[0].ff.up.weight, mlm.encoder.layers[0].ff.up.weight)
+    assert torch.equal(s2s.decoder.layers[0].attn.query.weight, mlm.encoder.layers[0].attn.query.weight)
+
+
+def test_classifier_fine_tuning_fits_a_separable_task(tok, cfg):
+    texts = [t for t in TEXTS if " is " in t]
+    labels = [int(any(w in t for w in ("good", "great"))) for t in texts]
+    split = datasets.Dataset.from_dict({"text": texts, "label": labels},
+                                       features=datasets.Features({"text": datasets.Value("string"),
+                                                                   "label": datasets.ClassLabel(names=["neg", "pos"])}))
+    data = datasets.DatasetDict(train=split, validation=split, test=split)
+    torch.manual_seed(0)
+    model = SequenceClassifier(cfg, 2, {0: "neg", 1: "pos"})
+    res = finetune_classifier(model, tok, data, TrainConfig(steps=120, batch_size=16, lr=3e-3, progress=False, device="cpu"))
+    assert res.metrics["accuracy"] == 1.0
+
+
+def test_subsample_is_class_balanced_and_seeded():
+    split = datasets.Dataset.from_dict({"label": [0] * 90 + [1] * 10})
+    a = subsample(split, 10, seed=0, label_column="label")
+    assert sorted(a["label"]) == [0] * 5 + [1] * 5
+    assert a["label"] == subsample(split, 10, seed=0, label_column="label")["label"]
+
+
+def test_align_labels_marks_only_first_word_pieces(tok):
+    enc = align_labels(tok, [["the", "greenphone", "is", "good"]], [[0, 1, 0, 2]])
+    ids, labels, word_ids = enc["input_ids"][0], enc["labels"][0], enc["word_ids"][0]
+    assert labels[0] == -100 and labels[-1] == -100  # [CLS], [SEP]
+    firsts = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
+    assert [labels[i] for i in firsts] == [0, 1, 0, 2]
+    assert sum(label != -100 for label in labels) == 4  # "greenphone" splits into several pieces
+
+
+def test_pad_and_join_cjk():
+    ids, mask = pad([[1, 2, 3], [4]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert join_cjk("今 天 天 气 怎 么 样 ？") == "今天天气怎么样？"
+    assert join_cjk("我 在 paris 工 作") == "我在paris工作"
+
+
+def test_model_folders_round_trip_and_fail_clearly(tok, cfg, tmp_path):
+    model = SequenceClassifier(cfg, 2, {0: "negative", 1: "positive"}).eval()
+    save_model(model, tok, tmp_path / "m", card="# card")
+    assert {"config.json", "model.safetensors", "README.md", "tokenizer.json"} <= {p.name for p in (tmp_path / "m").iterdir()}
+    assert not list((tmp_path / "m").glob("*.bin"))
+    back, tok2 = load_model(tmp_path / "m")
+    x = torch.tensor([tok("the red phone is good")["input_ids"]])
+    assert torch.allclose(back(x).logits, model(x).logits, atol=1e-6) and back.id2label[1] == "positive"
+    assert tok2("今天")["input_ids"] == tok("今天")["input_ids"]
+
+    with pytest.raises(ModelFolderError, match="does not exist.*labkit build"):
+        load_hf_model(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFolderError, match="no config.json"):
+        load_hf_model(tmp_path / "empty")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelFolderError, match="corrupt"):
+        load_hf_model(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{broken")
+    with pytest.raises(ModelFolderError, match="corrupt"):
+        load_hf_model(tmp_path / "m")
+
+
+def test_cli_bad_input_gives_one_line_errors(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=120)
+
+    r = run("build", "--scale", "huge")
+    assert r.returncode == 2 and "invalid choice: 'huge'" in r.stderr and "Traceback" not in r.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("build", "--scale", "ci", "--out", str(blocker / "sub"))
+    assert r.returncode == 2 and "cannot write to" in r.stderr and "--out" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
