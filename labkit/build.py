@@ -27,7 +27,9 @@ from .transfer import TransferConfig, plot_transfer, run_transfer, transfer_mark
 from .transformer import MaskedLM, TransformerConfig, count_parameters
 from .translate import finetune_translation, warm_start_seq2seq
 
-__all__ = ["Scale", "SCALES", "build", "default_output_dir"]
+__all__ = ["Scale", "SCALES", "build", "default_output_dir", "ensure_pretrained", "ensure_build", "TASKS"]
+
+TASKS = ("sentiment", "topic", "ner", "qa", "translation")  # the fine-tuned models a build makes
 
 
 @dataclass
@@ -123,11 +125,49 @@ masked-language modelling on TinyWorld's unlabelled corpus, then fine-tuned as b
 """
 
 
-def build(scale: str = "cpu", out: str | Path | None = None, *, transfer: bool = True, progress: bool = True,
-          log=print) -> dict:
-    """Run the whole pipeline; return the report (also written to out/report.json and out/report.md)."""
+def _build_ner(mlm, tokenizer, data, sc: Scale, out: Path, params: int, report: dict) -> None:
+    tags = data["ner"]["train"].features["ner_tags"].feature.names
+    ner = TokenClassifier.from_pretrained(mlm, num_labels=len(tags), id2label=dict(enumerate(tags)))
+    res = finetune_tokens(ner, tokenizer, data["ner"], sc.ner)
+    save_model(ner, tokenizer, out / "ner", card=_card(
+        "TinyWorld named-entity recogniser", "token-classification",
+        f"BIO tagging with {tags}.\n\n```\n{res.report}\n```", res.metrics, sc, params))
+    report["models"]["ner"] = {"metrics": res.metrics, "parameters": count_parameters(ner), "report": res.report}
+
+
+def _build_qa(mlm, tokenizer, data, sc: Scale, out: Path, params: int, report: dict) -> None:
+    qa = QuestionAnswerer.from_pretrained(mlm)
+    res = finetune_qa(qa, tokenizer, data["qa"], sc.qa, max_length=sc.qa_max_length)
+    save_model(qa, tokenizer, out / "qa", card=_card(
+        "TinyWorld extractive QA", "question-answering",
+        "SQuAD v1.1-style extractive QA: predicts the start and end of the answer span in the context.",
+        res.metrics, sc, params))
+    report["models"]["qa"] = {"metrics": res.metrics, "parameters": count_parameters(qa)}
+
+
+def _build_translation(mlm, tokenizer, data, sc: Scale, out: Path, params: int, report: dict) -> None:
+    s2s = warm_start_seq2seq(mlm)
+    res = finetune_translation(s2s, tokenizer, data["translation"], sc.translation)
+    save_model(s2s, tokenizer, out / "translation", card=_card(
+        "TinyWorld EN→ZH translator", "translation",
+        "Encoder–decoder: the encoder is the pretrained mini-BERT; the decoder starts from its weights "
+        "(cross-attention from scratch). Open with `labkit.folders.load_model` or transformers' EncoderDecoderModel.",
+        res.metrics, sc, params),
+        decoder_start_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    report["models"]["translation"] = {"metrics": res.metrics, "parameters": count_parameters(s2s)}
+
+
+def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str, ...] = TASKS,
+          transfer: bool = True, progress: bool = True, log=print) -> dict:
+    """Run the whole pipeline; return the report (also written to out/report.json and out/report.md).
+
+    tasks: which fine-tuned models to make (the tokenizer and the pretrained model are always made).
+    """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
+    if unknown := set(tasks) - set(TASKS):
+        raise ValueError(f"unknown tasks {sorted(unknown)}; choose from {list(TASKS)}")
     sc = SCALES[scale]
     out = Path(out) if out is not None else default_output_dir(scale)
     _check_writable(out)
@@ -168,7 +208,7 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, transfer: bool =
     report["models"]["fill-mask"] = {"metrics": pre.metrics, "parameters": count_parameters(mlm)}
     stage("pretraining")
 
-    for task, names in (("sentiment", None), ("topic", None)):
+    for task in (t for t in ("sentiment", "topic") if t in tasks):
         labels = data[task]["train"].features["label"].names
         model = SequenceClassifier.from_pretrained(mlm, num_labels=len(labels), id2label=dict(enumerate(labels)))
         res = finetune_classifier(model, tokenizer, data[task], sc.classify)
@@ -179,37 +219,16 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, transfer: bool =
         report["models"][task] = {"metrics": res.metrics, "parameters": count_parameters(model)}
         stage(task)
 
-    tags = data["ner"]["train"].features["ner_tags"].feature.names
-    ner = TokenClassifier.from_pretrained(mlm, num_labels=len(tags), id2label=dict(enumerate(tags)))
-    res = finetune_tokens(ner, tokenizer, data["ner"], sc.ner)
-    save_model(ner, tokenizer, out / "ner", card=_card(
-        "TinyWorld named-entity recogniser", "token-classification",
-        f"BIO tagging with {tags}.\n\n```\n{res.report}\n```", res.metrics, sc, params))
-    report["models"]["ner"] = {"metrics": res.metrics, "parameters": count_parameters(ner), "report": res.report}
-    stage("ner")
-
-    qa = QuestionAnswerer.from_pretrained(mlm)
-    res = finetune_qa(qa, tokenizer, data["qa"], sc.qa, max_length=sc.qa_max_length)
-    save_model(qa, tokenizer, out / "qa", card=_card(
-        "TinyWorld extractive QA", "question-answering",
-        "SQuAD v1.1-style extractive QA: predicts the start and end of the answer span in the context.",
-        res.metrics, sc, params))
-    report["models"]["qa"] = {"metrics": res.metrics, "parameters": count_parameters(qa)}
-    stage("qa")
-
-    s2s = warm_start_seq2seq(mlm)
-    res = finetune_translation(s2s, tokenizer, data["translation"], sc.translation)
-    save_model(s2s, tokenizer, out / "translation", card=_card(
-        "TinyWorld EN→ZH translator", "translation",
-        "Encoder–decoder: the encoder is the pretrained mini-BERT; the decoder starts from its weights "
-        "(cross-attention from scratch). Open with `labkit.folders.load_model` or transformers' EncoderDecoderModel.",
-        res.metrics, sc, params),
-        decoder_start_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-        pad_token_id=tokenizer.pad_token_id)
-    report["models"]["translation"] = {"metrics": res.metrics, "parameters": count_parameters(s2s)}
-    stage("translation")
-
-    if transfer:
+    if "ner" in tasks:
+        _build_ner(mlm, tokenizer, data, sc, out, params, report)
+        stage("ner")
+    if "qa" in tasks:
+        _build_qa(mlm, tokenizer, data, sc, out, params, report)
+        stage("qa")
+    if "translation" in tasks:
+        _build_translation(mlm, tokenizer, data, sc, out, params, report)
+        stage("translation")
+    if transfer and all(t in tasks for t in sc.transfer.tasks):
         table = run_transfer(mlm, tokenizer, {t: data[t] for t in sc.transfer.tasks}, sc.transfer,
                              progress=progress)
         report["transfer"] = table
@@ -241,3 +260,31 @@ def report_markdown(report: dict) -> str:
     lines += ["## Time per stage (seconds)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in report["seconds"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _complete(out: Path, names: tuple[str, ...]) -> bool:
+    return all((out / n / "model.safetensors").is_file() for n in names) and (out / "report.json").is_file()
+
+
+def ensure_build(scale: str = "cpu", out: str | Path | None = None, *, progress: bool = True, log=print) -> Path:
+    """The folder of a finished build at this scale, building it first if any model is missing."""
+    out = Path(out) if out is not None else default_output_dir(scale)
+    if not _complete(out, ("fill-mask",) + TASKS):
+        log(f"no complete {scale}-scale build in {out}: building it now (labkit build --scale {scale})")
+        build(scale, out, progress=progress, log=log)
+    return out
+
+
+def ensure_pretrained(scale: str = "cpu", out: str | Path | None = None, *, progress: bool = True, log=print):
+    """The pretrained mini-BERT (labkit MaskedLM) and its tokenizer for this scale.
+
+    Reuses ``<out>/fill-mask`` from an earlier build; otherwise runs only the data,
+    tokenizer and pretraining stages of ``labkit build`` (a few minutes) and saves them.
+    """
+    from .folders import load_model
+
+    out = Path(out) if out is not None else default_output_dir(scale)
+    if not _complete(out, ("fill-mask",)):
+        log(f"no pretrained {scale}-scale model in {out}: pretraining one now")
+        build(scale, out, tasks=(), transfer=False, progress=progress, log=log)
+    return load_model(out / "fill-mask")

@@ -197,13 +197,16 @@ def answer_questions(model: QuestionAnswerer, tokenizer, questions: Sequence[str
     model.eval()
     feats = prepare_train_features(tokenizer, list(questions), list(contexts), max_length=max_length, stride=stride)
     starts, ends = [], []
+    full = max(len(row) for row in feats["input_ids"])
     for i in range(0, len(feats["input_ids"]), batch_size):
-        x = torch.tensor(feats["input_ids"][i:i + batch_size], device=_device(model))
-        m = torch.tensor(feats["attention_mask"][i:i + batch_size], device=_device(model))
-        tt = torch.tensor(feats["token_type_ids"][i:i + batch_size], device=_device(model))
-        out = model(x, m, tt)
-        starts.append(out.start_logits.cpu())
-        ends.append(out.end_logits.cpu())
+        m = torch.tensor(feats["attention_mask"][i:i + batch_size])
+        T = int(m.sum(1).max())  # compute only up to the longest real sequence in the batch
+        x = torch.tensor(feats["input_ids"][i:i + batch_size])[:, :T]
+        tt = torch.tensor(feats["token_type_ids"][i:i + batch_size])[:, :T]
+        out = model(x.to(_device(model)), m[:, :T].to(_device(model)), tt.to(_device(model)))
+        pad_logits = torch.full((len(x), full - T), -1e4)  # padding can never be an answer
+        starts.append(torch.cat([out.start_logits.cpu(), pad_logits], 1))
+        ends.append(torch.cat([out.end_logits.cpu(), pad_logits], 1))
     return best_answers(feats, torch.cat(starts), torch.cat(ends), list(contexts), **postprocess_kwargs)
 
 
@@ -218,7 +221,8 @@ def finetune_qa(model: QuestionAnswerer, tokenizer, data, cfg: TrainConfig, *, m
 
     def stream():
         for idx in batches(len(tensors["input_ids"]), cfg.batch_size, seed=cfg.seed):
-            yield {k: v[idx] for k, v in tensors.items()}
+            T = int(tensors["attention_mask"][idx].sum(1).max())  # drop padding columns no row needs
+            yield {k: (v[idx, :T] if v.dim() == 2 else v[idx]) for k, v in tensors.items()}
 
     def loss_fn(model, b):
         b = {k: v.to(_device(model)) for k, v in b.items()}
