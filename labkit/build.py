@@ -54,21 +54,25 @@ def _t(steps, batch, lr, eval_every=None, **kw) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=batch, lr=lr, eval_every=eval_every or steps, **kw)
 
 
+# Measured on a 2-core CPU: a 64-wide, 2-layer BERT without dropout learns faster per
+# CPU-second than a 128-wide one (masked-token accuracy 0.37 vs 0.17 after ~4 minutes).
 SCALES: dict[str, Scale] = {
     "ci": Scale(
         "ci", "ci", 3000,
-        TransformerConfig(vocab_size=3000, d_model=64, n_layers=2, n_decoder_layers=1, n_heads=2, d_ff=256, max_position=192),
+        TransformerConfig(vocab_size=3000, d_model=64, n_layers=2, n_decoder_layers=1, n_heads=2, d_ff=256,
+                          max_position=192, dropout=0.0, attention_dropout=0.0),
         block_length=64,
-        pretrain=_t(250, 32, 2e-3), classify=_t(60, 32, 1e-3), ner=_t(60, 32, 2e-3), qa=_t(80, 32, 2e-3),
-        translation=_t(150, 32, 2e-3), transfer=TransferConfig(label_counts=(32, 128), seeds=(0,), steps_cap=60),
+        pretrain=_t(400, 64, 3e-3), classify=_t(100, 32, 1e-3), ner=_t(100, 32, 2e-3), qa=_t(150, 32, 2e-3),
+        translation=_t(250, 64, 2e-3), transfer=TransferConfig(label_counts=(32, 128), seeds=(0,), steps_cap=60),
         qa_max_length=160,
     ),
     "cpu": Scale(
         "cpu", "cpu", 6000,
-        TransformerConfig(vocab_size=6000, d_model=128, n_layers=3, n_decoder_layers=2, n_heads=4, d_ff=512, max_position=256),
-        block_length=128,
-        pretrain=_t(900, 32, 1e-3, 300), classify=_t(200, 32, 5e-4), ner=_t(300, 32, 1e-3), qa=_t(500, 32, 1e-3),
-        translation=_t(1000, 64, 1e-3), transfer=TransferConfig(),
+        TransformerConfig(vocab_size=6000, d_model=64, n_layers=2, n_decoder_layers=2, n_heads=2, d_ff=256,
+                          max_position=256, dropout=0.0, attention_dropout=0.0),
+        block_length=64,
+        pretrain=_t(1500, 64, 3e-3, 500), classify=_t(300, 32, 1e-3), ner=_t(400, 32, 2e-3), qa=_t(800, 32, 2e-3),
+        translation=_t(1200, 64, 2e-3), transfer=TransferConfig(),
     ),
     "gpu": Scale(
         "gpu", "gpu", 12000,

@@ -156,7 +156,8 @@ def predict_tags(model: TokenClassifier, tokenizer, words: Sequence[Sequence[str
 
 
 def finetune_tokens(model: TokenClassifier, tokenizer, data, cfg: TrainConfig, *, tokens_column: str = "tokens",
-                    tags_column: str = "ner_tags", max_length: int = 128, n_train: int | None = None) -> FinetuneResult:
+                    tags_column: str = "ner_tags", max_length: int = 128, n_train: int | None = None,
+                    validate: bool = True) -> FinetuneResult:
     """Fine-tune a token classifier; metrics are entity-level P/R/F1 (CoNLL) on the test split."""
     train = subsample(data["train"], n_train, cfg.seed)
     enc = align_labels(tokenizer, list(train[tokens_column]), list(train[tags_column]), max_length=max_length)
@@ -183,7 +184,8 @@ def finetune_tokens(model: TokenClassifier, tokenizer, data, cfg: TrainConfig, *
         r = evaluate("validation")
         return {"entity_f1": r.f1, "entity_precision": r.precision, "entity_recall": r.recall}
 
-    history = fit(model, stream(), loss_fn, cfg, evaluate=val_metrics, desc=f"fine-tuning NER ({len(train)} sentences)")
+    history = fit(model, stream(), loss_fn, cfg, evaluate=val_metrics if validate else None,
+                  desc=f"fine-tuning NER ({len(train)} sentences)")
     report = evaluate("test")
     return FinetuneResult(history, {"entity_f1": report.f1, "entity_precision": report.precision,
                                     "entity_recall": report.recall}, report=str(report))

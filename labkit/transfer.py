@@ -2,7 +2,8 @@
 
 For each task and each number of labelled examples n, fine-tune the same architecture
 twice — once from the pretrained encoder, once from random initialisation — with the same
-steps, learning rate and seeds, and compare test accuracy.
+steps, learning rate and seeds, and compare the test score: accuracy for classification
+tasks (a ``label`` column), entity-level F1 for tagging tasks (``ner_tags``).
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .finetune import finetune_classifier
-from .heads import SequenceClassifier
+from .finetune import finetune_classifier, finetune_tokens
+from .heads import SequenceClassifier, TokenClassifier
 from .training import TrainConfig
 from .transformer import MaskedLM
 
@@ -22,11 +23,11 @@ __all__ = ["TransferConfig", "run_transfer", "transfer_markdown", "plot_transfer
 
 @dataclass
 class TransferConfig:
-    tasks: tuple[str, ...] = ("sentiment", "topic")  # classification tasks from labkit.data
+    tasks: tuple[str, ...] = ("sentiment", "ner")  # classification or tagging tasks from labkit.data
     label_counts: tuple[int | None, ...] = (32, 128, 512, None)  # None = every labelled example
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 15  # passes over the n examples...
-    min_steps: int = 30  # ...but at least this many steps
+    min_steps: int = 60  # ...but at least this many steps
     steps_cap: int = 150  # ...and at most this many
     batch_size: int = 16
     lr: float = 1e-3
@@ -40,32 +41,35 @@ def run_transfer(pretrained: MaskedLM, tokenizer, data: dict, cfg: TransferConfi
     rows = []
     for task in cfg.tasks:
         ds = data[task]
-        names = ds["train"].features["label"].names
+        tagging = "ner_tags" in ds["train"].features
+        names = ds["train"].features["ner_tags"].feature.names if tagging else ds["train"].features["label"].names
         for n in cfg.label_counts:
             n_eff = len(ds["train"]) if n is None else min(n, len(ds["train"]))
             for init in ("pretrained", "scratch"):
-                accs = []
+                scores = []
                 for seed in cfg.seeds:
-                    model = SequenceClassifier.from_pretrained(
-                        pretrained if init == "pretrained" else None, pretrained.config,
-                        num_labels=len(names), id2label=dict(enumerate(names)))
+                    head = TokenClassifier if tagging else SequenceClassifier
+                    model = head.from_pretrained(pretrained if init == "pretrained" else None, pretrained.config,
+                                                 num_labels=len(names), id2label=dict(enumerate(names)))
                     tc = TrainConfig(steps=cfg.steps_for(n_eff), batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
                                      eval_every=10**9, progress=progress)
-                    res = finetune_classifier(model, tokenizer, ds, tc, n_train=n_eff, validate=False)
-                    accs.append(res.metrics["accuracy"])
-                rows.append({"task": task, "labels": n_eff, "init": init, "accuracy": float(np.mean(accs)),
-                             "std": float(np.std(accs)), "runs": accs})
+                    if tagging:
+                        scores.append(finetune_tokens(model, tokenizer, ds, tc, n_train=n_eff, validate=False).metrics["entity_f1"])
+                    else:
+                        scores.append(finetune_classifier(model, tokenizer, ds, tc, n_train=n_eff, validate=False).metrics["accuracy"])
+                rows.append({"task": task, "metric": "entity_f1" if tagging else "accuracy", "labels": n_eff, "init": init,
+                             "score": float(np.mean(scores)), "std": float(np.std(scores)), "runs": scores})
     return rows
 
 
 def transfer_markdown(rows: list[dict]) -> str:
-    """A table: task, labels, pretrained and scratch accuracy (mean ± std), and the gain in points."""
-    out = ["| task | labels | pretrained | scratch | gain (points) |", "|---|---|---|---|---|"]
+    """A table: task, metric, labels, pretrained and scratch score (mean ± std over seeds), and the gain in points."""
+    out = ["| task | metric | labels | pretrained | scratch | gain (points) |", "|---|---|---|---|---|---|"]
     keyed = {(r["task"], r["labels"], r["init"]): r for r in rows}
     for task, n in dict.fromkeys((r["task"], r["labels"]) for r in rows):
         p, s = keyed[(task, n, "pretrained")], keyed[(task, n, "scratch")]
-        out.append(f"| {task} | {n} | {p['accuracy']:.3f} ± {p['std']:.3f} | {s['accuracy']:.3f} ± {s['std']:.3f} | "
-                   f"{100 * (p['accuracy'] - s['accuracy']):+.1f} |")
+        out.append(f"| {task} | {p['metric']} | {n} | {p['score']:.3f} ± {p['std']:.3f} | {s['score']:.3f} ± {s['std']:.3f} | "
+                   f"{100 * (p['score'] - s['score']):+.1f} |")
     return "\n".join(out)
 
 
@@ -81,12 +85,12 @@ def plot_transfer(rows: list[dict], path: str | Path | None = None):
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for init, style in (("pretrained", "o-"), ("scratch", "s--")):
-            pts = sorted((r["labels"], r["accuracy"], r["std"]) for r in rows if r["task"] == task and r["init"] == init)
+            pts = sorted((r["labels"], r["score"], r["std"]) for r in rows if r["task"] == task and r["init"] == init)
             xs, ys, es = zip(*pts)
             ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=init)
         ax.set_xscale("log")
         ax.set_xlabel("labelled training examples")
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("test " + next(r["metric"] for r in rows if r["task"] == task))
         ax.set_title(task)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)

@@ -1,0 +1,44 @@
+"""The transfer experiment's bookkeeping: same recipe for both initialisations, a table, a plot."""
+import datasets
+import pytest
+
+from labkit.tokenization import train_tokenizer
+from labkit.transfer import TransferConfig, plot_transfer, run_transfer, transfer_markdown
+from labkit.transformer import MaskedLM, TransformerConfig
+
+WORDS = ["good", "bad", "great", "awful", "phone", "car", "emma", "paris", "today", "the", "is", "in"]
+
+
+def _data():
+    texts = [f"the {w} is {a}" for w in ("phone", "car") for a in ("good", "bad", "great", "awful")] * 4
+    cls = datasets.Dataset.from_dict(
+        {"text": texts, "label": [int(t.endswith(("good", "great"))) for t in texts]},
+        features=datasets.Features({"text": datasets.Value("string"),
+                                    "label": datasets.ClassLabel(names=["negative", "positive"])}))
+    tags = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                              "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER", "B-LOC"]))})
+    ner = datasets.Dataset.from_dict({"tokens": [["emma", "is", "in", "paris"]] * 12,
+                                      "ner_tags": [[1, 0, 0, 2]] * 12}, features=tags)
+    return {"sentiment": datasets.DatasetDict(train=cls, validation=cls, test=cls),
+            "ner": datasets.DatasetDict(train=ner, validation=ner, test=ner)}
+
+
+def test_steps_grow_with_labels_within_bounds():
+    cfg = TransferConfig(epochs=10, min_steps=20, steps_cap=100, batch_size=16)
+    assert cfg.steps_for(8) == 20 and cfg.steps_for(64) == 40 and cfg.steps_for(10_000) == 100
+
+
+def test_run_transfer_gives_one_row_per_task_count_and_init(tmp_path):
+    tok = train_tokenizer([" ".join(WORDS)] * 5, vocab_size=100, min_frequency=1)
+    mlm = MaskedLM(TransformerConfig(vocab_size=len(tok), d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=32))
+    cfg = TransferConfig(tasks=("sentiment", "ner"), label_counts=(4, None), seeds=(0, 1), min_steps=2, steps_cap=3)
+    rows = run_transfer(mlm, tok, _data(), cfg)
+    assert len(rows) == 2 * 2 * 2
+    assert {(r["task"], r["metric"]) for r in rows} == {("sentiment", "accuracy"), ("ner", "entity_f1")}
+    assert {r["labels"] for r in rows if r["task"] == "sentiment"} == {4, 32}  # None = every example
+    for r in rows:
+        assert len(r["runs"]) == 2 and 0 <= r["score"] <= 1 and r["score"] == pytest.approx(sum(r["runs"]) / 2)
+    table = transfer_markdown(rows)
+    assert table.count("\n") == 1 + 4 and "| sentiment | accuracy | 4 |" in table
+    plot_transfer(rows, tmp_path / "t.png")
+    assert (tmp_path / "t.png").stat().st_size > 5000
