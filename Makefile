@@ -20,8 +20,10 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The library/app tests run first: their session builds the ci-scale models once, into
+# $$LABKIT_ARTIFACTS, which the notebooks executed by nbval afterwards reuse.
 test: install
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 demo: install
 	$(BIN)/python -m labkit demo

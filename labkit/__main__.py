@@ -22,11 +22,10 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(_: argparse.Namespace) -> int:
-    """Until the apps exist: the lab's BERT saved and reopened by transformers."""
-    from .env import roundtrip_demo
+def _demo(args: argparse.Namespace) -> int:
+    from .serve import serve
 
-    print(roundtrip_demo())
+    serve(host=args.host, port=args.port, share=args.share, scale=args.scale, models=args.model or ())
     return 0
 
 
@@ -41,7 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-transfer", action="store_true", help="skip the pretrained-vs-scratch transfer experiment")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_build)
-    sub.add_parser("demo", help="run the lab's main demo").set_defaults(func=_demo)
+    d = sub.add_parser("demo", help="serve the Gradio dashboard of the lab's models (building them if missing)")
+    d.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
+    d.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    d.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    d.add_argument("--scale", choices=["ci", "cpu", "gpu"], default="cpu",
+                   help="which build to use, building it if missing (default cpu; $LABKIT_MODELS overrides the folder)")
+    d.add_argument("--model", action="append", metavar="DIR",
+                   help="show this Hugging Face-format model folder in the tab its architecture fits (repeatable)")
+    d.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -10,10 +10,9 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
 
 from .data import load_task
 from .env import best_device, environment_report

@@ -1,5 +1,4 @@
 """Training loop, pretraining objectives, heads, fine-tuning helpers and model folders."""
-import json
 import subprocess
 import sys
 
@@ -104,7 +103,7 @@ def test_subsample_is_class_balanced_and_seeded():
 
 def test_align_labels_marks_only_first_word_pieces(tok):
     enc = align_labels(tok, [["the", "greenphone", "is", "good"]], [[0, 1, 0, 2]])
-    ids, labels, word_ids = enc["input_ids"][0], enc["labels"][0], enc["word_ids"][0]
+    labels, word_ids = enc["labels"][0], enc["word_ids"][0]
     assert labels[0] == -100 and labels[-1] == -100  # [CLS], [SEP]
     firsts = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
     assert [labels[i] for i in firsts] == [0, 1, 0, 2]

@@ -1,0 +1,129 @@
+"""The dashboard served on 127.0.0.1 and called through gradio_client: every api_name with
+good and bad input, then 20 clients at once; the server must answer after each."""
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client  # noqa: E402
+
+ENDPOINTS = {"/classify", "/translate", "/answer", "/attention", "/token_attention"}
+CONTEXT = "In 2008, Guo Jianhua started Orchid Bank. Orchid Bank is based in Istanbul."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(ci_build):
+    """The dashboard on a free 127.0.0.1 port (sharing off), closed after the module."""
+    old = os.environ.get("LABKIT_MODELS")
+    os.environ["LABKIT_MODELS"] = str(ci_build)
+    from apps.dashboard import demo
+
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), share=False, prevent_thread_lock=True,
+                quiet=True)
+    yield demo.local_url
+    demo.close()
+    if old is None:
+        os.environ.pop("LABKIT_MODELS", None)
+    else:
+        os.environ["LABKIT_MODELS"] = old
+
+
+def connect(url: str) -> Client:
+    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return connect(server)
+
+
+def assert_alive(client: Client) -> None:
+    label, _ = client.predict("The phone is excellent.", "sentiment", api_name="/classify")
+    assert label["label"] in {"negative", "positive"}
+
+
+def test_every_endpoint_is_named(client):
+    assert ENDPOINTS <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+
+
+def test_classify(client):
+    label, highlighted = client.predict("The phone is excellent.", "sentiment", api_name="/classify")
+    assert label["label"] in {"negative", "positive"}  # (a ci model is weak: no claim on which)
+    assert {c["label"] for c in label["confidences"]} == {"negative", "positive"}
+    assert "".join(piece["token"] for piece in highlighted) == "The phone is excellent."
+    label, _ = client.predict("The Hangzhou Giants won the league.", "topic", api_name="/classify")
+    assert label["label"] in {"business", "sports", "technology", "health", "politics"}
+
+
+def test_translate(client):
+    for decoding in ("greedy", "beam search (4 beams)"):
+        text, plot = client.predict("I am from France.", decoding, api_name="/translate")
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in text)
+        assert plot["type"] == "matplotlib"
+
+
+def test_answer(client):
+    highlighted, summary, table = client.predict("Who started Orchid Bank?", CONTEXT, api_name="/answer")
+    assert "".join(piece["token"] for piece in highlighted) == CONTEXT
+    assert "Answer" in summary
+    assert table["headers"] == ["rank", "answer", "score", "share", "characters"] and table["data"]
+
+
+def test_attention(client):
+    plot, chooser, looks = client.predict("The phone is excellent.", 2, 1, api_name="/attention")
+    assert plot["type"] == "matplotlib"
+    assert chooser["value"] == 1 and [c[1] for c in chooser["choices"]] == list(range(7))
+    assert looks["label"]
+    looks = client.predict("The phone is excellent.", 2, 1, 3, api_name="/token_attention")
+    assert sum(c["confidence"] for c in looks["confidences"]) == pytest.approx(1.0, abs=1e-2)
+
+
+@pytest.mark.parametrize("api_name, args, message", [
+    ("/classify", ("   ", "sentiment"), "The text is empty"),
+    ("/classify", ("good " * 300, "sentiment"), "this model reads at most 128"),
+    ("/classify", ("🚀🚀 😀", "sentiment"), "knows none of the characters"),
+    ("/classify", (12345, "sentiment"), "The text must be a string, got int"),
+    ("/classify", ({"text": "hi"}, "sentiment"), "The text must be a string, got dict"),
+    ("/classify", ("fine", "weather"), "Unknown model 'weather'; choose one of sentiment, topic"),
+    ("/translate", (None, "greedy"), "Please enter a text"),
+    ("/translate", ("Hello.", 4), "Unknown decoding 4"),
+    ("/answer", ("", CONTEXT), "The question is empty"),
+    ("/answer", ("Who?", "\n\x00"), "The context is empty"),
+    ("/answer", (["Who?"], CONTEXT), "The question must be a string, got list"),
+    ("/attention", ("Hi.", 7, 1), "The layer must be between 1 and 2, got 7"),
+    ("/attention", ("Hi.", "two", 1), "The layer must be a whole number, got 'two'"),
+    ("/attention", ("Hi.", 1, None), "The head must be a whole number, got None"),
+    ("/token_attention", ("Hi.", 1, 1, 99), "The token must be between 0 and"),
+    ("/token_attention", ("Hi.", 1, 1, [1]), "The token must be a whole number, got [1]"),
+])
+def test_bad_input_is_an_error_message(client, api_name, args, message):
+    with pytest.raises(Exception) as info:
+        client.predict(*args, api_name=api_name)
+    assert message in str(info.value)
+    assert "Traceback" not in str(info.value)
+    assert_alive(client)
+
+
+def test_twenty_concurrent_clients(server):
+    clients = [connect(server) for _ in range(20)]
+    reviews = [f"The screen is {word}." for word in ("excellent", "terrible") * 10]
+
+    def call(i: int) -> str:
+        label, _ = clients[i].predict(reviews[i], "sentiment", api_name="/classify")
+        return label["label"]
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        labels = list(pool.map(call, range(20)))
+    assert len(labels) == 20 and set(labels) <= {"negative", "positive"}
+    assert_alive(connect(server))

@@ -1,0 +1,56 @@
+"""A real browser (Debian's Chromium, driven by Playwright) opens the dashboard, classifies a
+review in the classification tab and reads the predicted label from the page."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(ci_build):
+    old = os.environ.get("LABKIT_MODELS")
+    os.environ["LABKIT_MODELS"] = str(ci_build)
+    from apps.dashboard import demo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, share=False, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+    if old is None:
+        os.environ.pop("LABKIT_MODELS", None)
+    else:
+        os.environ["LABKIT_MODELS"] = old
+
+
+def test_classify_a_review_in_the_browser(dashboard_url, ci_build, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(dashboard_url, wait_until="domcontentloaded")
+            page.locator("#classify-text textarea").fill("The phone is excellent. I would recommend it to anyone.")
+            page.locator("#classify-button").click()
+            predicted = page.locator('#classify-label [data-testid="label-output-value"]')
+            sync_api.expect(predicted).to_have_text(re.compile(r"\S"), timeout=60_000)  # filled in by the reply
+            label = predicted.inner_text().strip()
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+    model_labels = json.loads((ci_build / "sentiment" / "config.json").read_text())["id2label"].values()
+    assert label in model_labels, f"the page shows {label!r}, not one of {sorted(model_labels)}"
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
