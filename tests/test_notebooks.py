@@ -40,6 +40,12 @@ EXERCISES = [
     ("ch03", "chinese_tokens"),
     ("ch03", "segment_ids"),
     ("ch03", "heldout_share"),
+    ("ch04", "softmax_probability"),
+    ("ch04", "mlm_loss"),
+    ("ch04", "next_token_pairs"),
+    ("ch06", "align_labels"),
+    ("ch06", "entity_f1"),
+    ("ch06", "best_span"),
 ]
 
 
