@@ -135,7 +135,8 @@ def plot_history(history, metric: str | None = None, *, ax=None, smooth: int = 2
         ax2 = ax.twinx()
         ax2.plot(history.eval_steps, [m[metric] for m in history.eval_metrics], "o-", color="tab:orange", label=metric)
         ax2.set_ylabel(metric, color="tab:orange")
-    ax.legend(loc="upper right")
+    if ax.get_legend_handles_labels()[0]:  # the moving average needs at least `smooth` steps
+        ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
     return ax
 

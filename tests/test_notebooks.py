@@ -46,6 +46,9 @@ EXERCISES = [
     ("ch06", "align_labels"),
     ("ch06", "entity_f1"),
     ("ch06", "best_span"),
+    ("ch07", "clipped_precision"),
+    ("ch07", "brevity_penalty"),
+    ("ch07", "beam_step"),
 ]
 
 
