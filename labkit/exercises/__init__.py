@@ -6,9 +6,10 @@ it returns :class:`Feedback`, which shows as ✅ or ❌ with a hint. Tests and t
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-__all__ = ["Feedback", "passed", "failed", "not_attempted"]
+__all__ = ["Feedback", "passed", "failed", "not_attempted", "checked"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,18 @@ def failed(exercise: str, hint: str) -> Feedback:
 
 def not_attempted(exercise: str) -> Feedback:
     return Feedback(exercise, False, "no answer yet: replace the `None` (or `...`) above with your answer and run the cell again.")
+
+
+def checked(exercise: str):
+    """Decorate a check: None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
+    def wrap(check):
+        @functools.wraps(check)
+        def run(answer) -> Feedback:
+            if answer is None or answer is Ellipsis:
+                return not_attempted(exercise)
+            try:
+                return check(answer)
+            except Exception as err:  # a learner's odd answer must not stop the notebook
+                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
+        return run
+    return wrap

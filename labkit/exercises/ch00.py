@@ -4,9 +4,7 @@ Each ``check_<name>(answer)`` returns a :class:`~labkit.exercises.Feedback` and 
 """
 from __future__ import annotations
 
-import functools
-
-from . import Feedback, failed, not_attempted, passed
+from . import Feedback, checked, failed, passed
 
 __all__ = ["check_device", "check_pipeline_order", "check_needs_labels", "STAGES"]
 
@@ -16,22 +14,7 @@ _ORDER = ("unlabelled data", "pretraining", "foundation model", "fine-tuning", "
 _NEED_LABELS = frozenset({"fine-tuning", "evaluation"})
 
 
-def _checked(exercise: str):
-    """None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
-    def wrap(check):
-        @functools.wraps(check)
-        def run(answer) -> Feedback:
-            if answer is None or answer is Ellipsis:
-                return not_attempted(exercise)
-            try:
-                return check(answer)
-            except Exception as err:  # a learner's odd answer must not stop the notebook
-                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
-        return run
-    return wrap
-
-
-@_checked("the lab's device")
+@checked("the lab's device")
 def check_device(answer) -> Feedback:
     """answer: the device the lab uses here, as a ``torch.device`` or a string ("cpu", "cuda", "mps")."""
     from ..env import best_device
@@ -46,7 +29,7 @@ def check_device(answer) -> Feedback:
     return failed(name, "call labkit.env.best_device(): it tries cuda, then mps, then cpu.")
 
 
-@_checked("the pipeline order")
+@checked("the pipeline order")
 def check_pipeline_order(answer) -> Feedback:
     """answer: the six names in ``STAGES``, as a list in the order the concept map follows them."""
     name = "the pipeline order"
@@ -59,7 +42,7 @@ def check_pipeline_order(answer) -> Feedback:
     return failed(name, f"the first {first_wrong} are in place; what must exist before {given[first_wrong]!r}?")
 
 
-@_checked("stages that need labels")
+@checked("stages that need labels")
 def check_needs_labels(answer) -> Feedback:
     """answer: the set of names from ``STAGES`` that need labelled (human-annotated) data."""
     name = "stages that need labels"

@@ -5,33 +5,17 @@ The ``*_inputs()`` functions give every learner the same tensors to work on.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
-from . import Feedback, failed, not_attempted, passed
+from . import Feedback, checked, failed, passed
 
 __all__ = ["scaled_scores_inputs", "check_scaled_scores", "DECODER_ATTENTION_MASK", "check_decoder_mask",
            "split_heads_inputs", "check_split_heads"]
 
 # Exercise 2: two target sequences of length 5; the second ends with two [PAD] tokens.
 DECODER_ATTENTION_MASK = ((1, 1, 1, 1, 1), (1, 1, 1, 0, 0))
-
-
-def _checked(exercise: str):
-    """None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
-    def wrap(check):
-        @functools.wraps(check)
-        def run(answer) -> Feedback:
-            if answer is None or answer is Ellipsis:
-                return not_attempted(exercise)
-            try:
-                return check(answer)
-            except Exception as err:  # a learner's odd answer must not stop the notebook
-                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
-        return run
-    return wrap
 
 
 def scaled_scores_inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +30,7 @@ def split_heads_inputs() -> tuple[torch.Tensor, int]:
     return torch.randn(2, 5, 12, generator=g), 3
 
 
-@_checked("scaled scores")
+@checked("scaled scores")
 def check_scaled_scores(answer) -> Feedback:
     """answer: the (4, 6) matrix QKᵀ/√d_k for ``q, k = scaled_scores_inputs()``."""
     name = "scaled scores"
@@ -67,7 +51,7 @@ def check_scaled_scores(answer) -> Feedback:
     return failed(name, "compute q @ k.T / math.sqrt(d_k), with d_k the last dimension of q.")
 
 
-@_checked("a decoder's mask")
+@checked("a decoder's mask")
 def check_decoder_mask(answer) -> Feedback:
     """answer: a boolean mask broadcastable to (2, nh, 5, 5), True = may attend, for a decoder
     reading the batch described by ``DECODER_ATTENTION_MASK``: causal AND not padding."""
@@ -93,7 +77,7 @@ def check_decoder_mask(answer) -> Feedback:
     return failed(name, "combine labkit.attention.causal_mask(5) and padding_mask(...) with &.")
 
 
-@_checked("splitting heads")
+@checked("splitting heads")
 def check_split_heads(answer) -> Feedback:
     """answer: ``x`` from ``split_heads_inputs()`` reshaped to (B, nh, T, hs) = (2, 3, 5, 4)."""
     name = "splitting heads"

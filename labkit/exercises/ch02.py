@@ -4,12 +4,10 @@ Each ``check_<name>(answer)`` returns a :class:`~labkit.exercises.Feedback` and 
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
-from . import Feedback, failed, not_attempted, passed
+from . import Feedback, checked, failed, passed
 
 __all__ = ["MLM_HEAD_SIZES", "check_mlm_head_parameters", "BERT_LARGE", "check_bert_large_parameters",
            "check_pre_ln_block"]
@@ -17,21 +15,6 @@ __all__ = ["MLM_HEAD_SIZES", "check_mlm_head_parameters", "BERT_LARGE", "check_b
 MLM_HEAD_SIZES = {"vocab_size": 6000, "d_model": 128}  # exercise 1: the cpu scale's configured sizes
 BERT_LARGE = {"vocab_size": 30522, "max_position": 512, "type_vocab_size": 2, "d_model": 1024,
               "n_layers": 24, "n_heads": 16, "d_ff": 4096}  # exercise 2: bert-large-uncased, with pooler
-
-
-def _checked(exercise: str):
-    """None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
-    def wrap(check):
-        @functools.wraps(check)
-        def run(answer) -> Feedback:
-            if answer is None or answer is Ellipsis:
-                return not_attempted(exercise)
-            try:
-                return check(answer)
-            except Exception as err:  # a learner's odd answer must not stop the notebook
-                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
-        return run
-    return wrap
 
 
 def _as_int(answer) -> int | None:
@@ -44,7 +27,7 @@ def _as_int(answer) -> int | None:
     return answer if isinstance(answer, int) else None
 
 
-@_checked("the masked-LM head")
+@checked("the masked-LM head")
 def check_mlm_head_parameters(answer) -> Feedback:
     """answer: how many parameters ``MaskedLM`` adds on top of its encoder (``MLM_HEAD_SIZES``), an int."""
     from ..transformer import Encoder, MaskedLM, TransformerConfig, count_parameters
@@ -68,7 +51,7 @@ def check_mlm_head_parameters(answer) -> Feedback:
     return failed(name, "read LMHead in labkit/transformer.py: dense → GELU → LayerNorm → h Eᵀ + b.")
 
 
-@_checked("bert-large's parameters")
+@checked("bert-large's parameters")
 def check_bert_large_parameters(answer) -> Feedback:
     """answer: the parameters of a BERT encoder with ``BERT_LARGE`` sizes, pooler included (an int)."""
     from ..transformer import Encoder, TransformerConfig, count_parameters
@@ -102,7 +85,7 @@ def _torch_layer_like(block, layer: nn.TransformerEncoderLayer) -> None:
         layer.norm2.load_state_dict(block.ff_norm.state_dict())
 
 
-@_checked("a pre-LN block")
+@checked("a pre-LN block")
 def check_pre_ln_block(answer) -> Feedback:
     """answer: a function ``(block, h) -> h'`` computing the pre-LN variant of a labkit Block,
     h + MHA(LN₁(h)), then + FFN(LN₂(·)), with LN₁ = block.attn_norm and LN₂ = block.ff_norm.

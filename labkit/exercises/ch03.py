@@ -4,9 +4,7 @@ Each ``check_<name>(answer)`` returns a :class:`~labkit.exercises.Feedback` and 
 """
 from __future__ import annotations
 
-import functools
-
-from . import Feedback, failed, not_attempted, passed
+from . import Feedback, checked, failed, passed
 
 __all__ = ["CHINESE_SENTENCE", "check_chinese_tokens", "check_segment_ids", "check_heldout_share"]
 
@@ -20,22 +18,7 @@ _SEGMENT_CASES = (
 )
 
 
-def _checked(exercise: str):
-    """None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
-    def wrap(check):
-        @functools.wraps(check)
-        def run(answer) -> Feedback:
-            if answer is None or answer is Ellipsis:
-                return not_attempted(exercise)
-            try:
-                return check(answer)
-            except Exception as err:  # a learner's odd answer must not stop the notebook
-                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
-        return run
-    return wrap
-
-
-@_checked("Chinese tokens")
+@checked("Chinese tokens")
 def check_chinese_tokens(answer) -> Feedback:
     """answer: the list of tokens (strings, special tokens included) that the chapter's
     tokenizer gives ``CHINESE_SENTENCE``."""
@@ -53,7 +36,7 @@ def check_chinese_tokens(answer) -> Feedback:
     return failed(name, "tokenizer.convert_ids_to_tokens(tokenizer(CHINESE_SENTENCE)['input_ids']).")
 
 
-@_checked("segment ids")
+@checked("segment ids")
 def check_segment_ids(answer) -> Feedback:
     """answer: a function taking a list of tokens ([CLS] A [SEP] (B [SEP]) ([PAD]...)) and returning
     its token_type_ids: 0 up to and including the first [SEP], 1 for sentence B and its [SEP], 0 for [PAD]."""
@@ -71,7 +54,7 @@ def check_segment_ids(answer) -> Feedback:
     return passed(name, "0 for [CLS] A [SEP], 1 for B [SEP], 0 for padding.")
 
 
-@_checked("held-out share")
+@checked("held-out share")
 def check_heldout_share(answer) -> Feedback:
     """answer: the fraction (0–1) of reviews in ``load_task("sentiment", size="ci")["test"]``
     that contain at least one held-out opinion word."""

@@ -5,12 +5,11 @@ The ``*_inputs()`` functions give every learner the same tensors to work on.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
-from . import Feedback, failed, not_attempted, passed
+from . import Feedback, checked, failed, passed
 
 __all__ = ["softmax_inputs", "check_softmax_probability", "mlm_loss_inputs", "check_mlm_loss", "NEXT_TOKEN_BLOCK",
            "check_next_token_pairs"]
@@ -19,21 +18,6 @@ _VOCABULARY = ("[MASK]", "the", "screen", "is", "great", "awful", "battery", "."
 _TARGET = "great"
 # Exercise 3: one block of token ids, [CLS] ... [SEP].
 NEXT_TOKEN_BLOCK = torch.tensor([[2, 131, 87, 412, 9, 1203, 56, 3]])
-
-
-def _checked(exercise: str):
-    """None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
-    def wrap(check):
-        @functools.wraps(check)
-        def run(answer) -> Feedback:
-            if answer is None or answer is Ellipsis:
-                return not_attempted(exercise)
-            try:
-                return check(answer)
-            except Exception as err:  # a learner's odd answer must not stop the notebook
-                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
-        return run
-    return wrap
 
 
 def softmax_inputs() -> tuple[torch.Tensor, tuple[str, ...]]:
@@ -54,7 +38,7 @@ def _scalar(answer) -> float:
     return float(torch.as_tensor(answer, dtype=torch.float64).reshape(()))
 
 
-@_checked("a softmax probability")
+@checked("a softmax probability")
 def check_softmax_probability(answer) -> Feedback:
     """answer: P("great" | x) = exp(z_great) / sum_j exp(z_j) for ``z, vocabulary = softmax_inputs()``."""
     name = "a softmax probability"
@@ -75,7 +59,7 @@ def check_softmax_probability(answer) -> Feedback:
     return failed(name, "find the index of 'great' in the vocabulary and take torch.softmax(z, -1) there.")
 
 
-@_checked("the masked-LM loss")
+@checked("the masked-LM loss")
 def check_mlm_loss(answer) -> Feedback:
     """answer: the mean of -log P(label) over the positions whose label is not -100."""
     name = "the masked-LM loss"
@@ -94,7 +78,7 @@ def check_mlm_loss(answer) -> Feedback:
     return failed(name, "F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100) computes it.")
 
 
-@_checked("next-token pairs")
+@checked("next-token pairs")
 def check_next_token_pairs(answer) -> Feedback:
     """answer: (inputs, targets) with inputs = block[:, :-1] and targets = block[:, 1:]."""
     name = "next-token pairs"

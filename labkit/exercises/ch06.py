@@ -4,12 +4,11 @@ Each ``check_<name>(answer)`` returns a :class:`~labkit.exercises.Feedback` and 
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
-from . import Feedback, failed, not_attempted, passed
+from . import Feedback, checked, failed, passed
 
 __all__ = ["ALIGN_WORD_IDS", "ALIGN_TAGS", "check_align_labels", "NER_GOLD", "NER_PRED", "check_entity_f1",
            "MAX_ANSWER_LENGTH", "span_inputs", "check_best_span"]
@@ -24,21 +23,6 @@ NER_GOLD = ("B-PER", "I-PER", "O", "O", "B-ORG", "I-ORG", "O", "B-LOC", "O", "B-
 NER_PRED = ("B-PER", "I-PER", "O", "O", "B-ORG", "O", "O", "B-LOC", "O", "B-DATE", "I-DATE")
 
 MAX_ANSWER_LENGTH = 3  # exercise 3
-
-
-def _checked(exercise: str):
-    """None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
-    def wrap(check):
-        @functools.wraps(check)
-        def run(answer) -> Feedback:
-            if answer is None or answer is Ellipsis:
-                return not_attempted(exercise)
-            try:
-                return check(answer)
-            except Exception as err:  # a learner's odd answer must not stop the notebook
-                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
-        return run
-    return wrap
 
 
 def span_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -60,7 +44,7 @@ def _aligned() -> list[int]:
     return out
 
 
-@_checked("label alignment")
+@checked("label alignment")
 def check_align_labels(answer) -> Feedback:
     """answer: one label per piece: the word's tag at its first piece, -100 elsewhere."""
     name = "label alignment"
@@ -84,7 +68,7 @@ def _entities(tags) -> set[tuple[str, int, int]]:
     return set(extract_entities(list(tags)))
 
 
-@_checked("entity-level F1")
+@checked("entity-level F1")
 def check_entity_f1(answer) -> Feedback:
     """answer: F1 of the predicted entities, where an entity counts only with the right type and boundaries."""
     name = "entity-level F1"
@@ -115,7 +99,7 @@ def _best_span() -> tuple[int, int]:
     return best
 
 
-@_checked("the best span")
+@checked("the best span")
 def check_best_span(answer) -> Feedback:
     """answer: (i, j) maximising start[i] + end[j] with i <= j, both in the context, j - i + 1 <= MAX_ANSWER_LENGTH."""
     name = "the best span"

@@ -4,34 +4,18 @@ Each ``check_<name>(answer)`` returns a :class:`~labkit.exercises.Feedback` and 
 """
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 
 import torch
 
-from . import Feedback, failed, not_attempted, passed
+from . import Feedback, checked, failed, passed
 
 __all__ = ["BLEU_PAIR", "check_clipped_precision", "SHORT_PAIR", "check_brevity_penalty", "beam_step_inputs",
            "check_beam_step"]
 
 BLEU_PAIR = ("今天的天气很好很好", "今天天气很好")  # exercise 1: (hypothesis, reference)
 SHORT_PAIR = ("今天天气好", "今天天气怎么样？")  # exercise 2: (hypothesis, reference)
-
-
-def _checked(exercise: str):
-    """None or ``...`` → "no answer yet"; an exception while checking → a hint, never a raise."""
-    def wrap(check):
-        @functools.wraps(check)
-        def run(answer) -> Feedback:
-            if answer is None or answer is Ellipsis:
-                return not_attempted(exercise)
-            try:
-                return check(answer)
-            except Exception as err:  # a learner's odd answer must not stop the notebook
-                return failed(exercise, f"checking your answer raised {type(err).__name__}: {err}")
-        return run
-    return wrap
 
 
 def beam_step_inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +34,7 @@ def _grams(text: str, n: int) -> Counter:
     return Counter(tuple(text[i:i + n]) for i in range(len(text) - n + 1))
 
 
-@_checked("clipped bigram precision")
+@checked("clipped bigram precision")
 def check_clipped_precision(answer) -> Feedback:
     """answer: p_2 = sum over hypothesis bigrams of min(count, count in reference) / number of hypothesis bigrams."""
     name = "clipped bigram precision"
@@ -69,7 +53,7 @@ def check_clipped_precision(answer) -> Feedback:
     return failed(name, "list the bigrams of each string (adjacent character pairs) and count the matches.")
 
 
-@_checked("brevity penalty")
+@checked("brevity penalty")
 def check_brevity_penalty(answer) -> Feedback:
     """answer: BP = min(1, exp(1 - r / c)), c and r the hypothesis and reference lengths in characters."""
     name = "brevity penalty"
@@ -86,7 +70,7 @@ def check_brevity_penalty(answer) -> Feedback:
     return failed(name, "count the characters of both strings (？ counts too) and use min(1, exp(1 − r/c)).")
 
 
-@_checked("a beam-search step")
+@checked("a beam-search step")
 def check_beam_step(answer) -> Feedback:
     """answer: the 2 best (beam, token) pairs by beam_score + next_log_prob, best first."""
     name = "a beam-search step"
