@@ -7,7 +7,13 @@ The pipeline, step by step (all from the ``tokenizers`` library):
 2. pre-tokeniser ``BertPreTokenizer``: split on whitespace and punctuation;
 3. model ``WordPiece``: a word is the longest vocabulary piece, then ``##``-prefixed
    continuation pieces; a word that cannot be spelled with the vocabulary (a rare symbol,
-   an emoji) becomes ``[UNK]``;
+   an emoji) becomes ``[UNK]``. The vocabulary is learned here, in plain Python, the way
+   the library's ``WordPieceTrainer`` learns it (BPE-style merging), but with every tie
+   broken by a fixed rule (the pair of older pieces wins) so the same texts always give
+   the same vocabulary; the library's trainer breaks ties in hash order. Start from the
+   single characters (``c`` and ``##c``), then repeatedly add the merge of the most
+   frequent adjacent pair of pieces (``un`` + ``##der`` → ``under``, ``##d`` + ``##er`` →
+   ``##der``), until the vocabulary is full or the best pair is rarer than ``min_frequency``;
 4. post-processor: ``[CLS] A [SEP]`` and, for pairs, ``[CLS] A [SEP] B [SEP]`` with
    token type ids 0 then 1;
 5. decoder ``WordPiece``: glue ``##`` pieces back together.
@@ -18,14 +24,17 @@ The result is wrapped as a ``transformers`` fast tokenizer, so ``save_pretrained
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, in this order
+PREFIX = "##"  # marks a piece that continues a word
 
 
 def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
@@ -40,9 +49,112 @@ def _checked_texts(texts: Iterable[str]) -> Iterator[str]:
         raise ValueError("texts is empty (or only whitespace): nothing to train a tokenizer on")
 
 
+def _count_words(backend: Tokenizer, texts: Iterable[str]) -> Counter:
+    """How often each word occurs, words cut by the backend's own normaliser and pre-tokeniser."""
+    counts: Counter = Counter()
+    for text in texts:
+        pieces = backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text))
+        counts.update(word for word, _ in pieces)
+    return counts
+
+
+def _alphabet(word_counts: Counter) -> list[str]:
+    """Single-character pieces: ``c`` for every character, then ``##c`` for every character
+    seen inside a word; each group most frequent first, ties by string (as the library
+    does, word-initial pieces come first, which decides which of two equal pairs wins)."""
+    counts: Counter = Counter()
+    for word, n in word_counts.items():
+        counts[word[0]] += n
+        for char in word[1:]:
+            counts[char] += 0  # every character may start a word
+            counts[PREFIX + char] += n
+    return sorted(counts, key=lambda piece: (piece.startswith(PREFIX), -counts[piece], piece))
+
+
+def _pair_counts(words: list[list[str]], freqs: list[int]) -> tuple[Counter, dict]:
+    """Weighted count of every adjacent pair of pieces, and which words hold it."""
+    counts: Counter = Counter()
+    where: dict = defaultdict(set)
+    for index, (pieces, n) in enumerate(zip(words, freqs)):
+        for pair in zip(pieces, pieces[1:]):
+            counts[pair] += n
+            where[pair].add(index)
+    return counts, where
+
+
+def _merge_word(pieces: list[str], pair: tuple[str, str], merged: str) -> list[str]:
+    """``pieces`` with every occurrence of ``pair`` (left to right) replaced by ``merged``."""
+    out, i = [], 0
+    while i < len(pieces):
+        if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == pair:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(pieces[i])
+            i += 1
+    return out
+
+
+def _merge_everywhere(pair: tuple[str, str], merged: str, words: list[list[str]], freqs: list[int],
+                      counts: Counter, where: dict) -> set:
+    """Merge ``pair`` in every word that holds it, updating ``words``, ``counts`` and ``where``
+    in place; return the pairs whose count changed."""
+    touched = set()
+    for index in where.pop(pair):
+        old, n = words[index], freqs[index]
+        new = _merge_word(old, pair, merged)
+        if len(new) == len(old):
+            continue  # this word lost the pair to an earlier merge
+        for gone in zip(old, old[1:]):
+            counts[gone] -= n
+            touched.add(gone)
+        for added in zip(new, new[1:]):
+            counts[added] += n
+            where[added].add(index)
+            touched.add(added)
+        words[index] = new
+    return touched
+
+
+def _learn_vocab(word_counts: Counter, vocab_size: int, min_frequency: int) -> list[str]:
+    """Special tokens, then the alphabet, then merged pieces in the order they were learned.
+
+    Each step merges the pair with the highest count; ties go to the pair of older pieces
+    (smaller ids, as in the library), so the result never depends on hash order.
+    """
+    vocab = list(SPECIAL_TOKENS) + _alphabet(word_counts)
+    if len(vocab) >= vocab_size:
+        return vocab[:vocab_size]
+    ids = {piece: i for i, piece in enumerate(vocab)}
+    ordered = sorted(word_counts)
+    words = [[w[0]] + [PREFIX + c for c in w[1:]] for w in ordered]
+    freqs = [word_counts[w] for w in ordered]
+    counts, where = _pair_counts(words, freqs)
+    heap = [(-n, ids[a], ids[b], a, b) for (a, b), n in counts.items()]
+    heapq.heapify(heap)
+    while heap and len(vocab) < vocab_size:
+        negative, _, _, a, b = heapq.heappop(heap)
+        if counts.get((a, b), 0) != -negative:
+            continue  # stale entry: this pair's count changed and a fresh entry was pushed
+        if -negative < min_frequency:
+            break
+        merged = a + b[len(PREFIX):]
+        if merged not in ids:
+            ids[merged] = len(vocab)
+            vocab.append(merged)
+        for pair in _merge_everywhere((a, b), merged, words, freqs, counts, where):
+            if counts[pair] > 0:
+                heapq.heappush(heap, (-counts[pair], ids[pair[0]], ids[pair[1]], *pair))
+            else:
+                del counts[pair]
+    return vocab
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, *, min_frequency: int = 2,
                     model_max_length: int = 512) -> PreTrainedTokenizerFast:
     """Train a lowercase WordPiece tokenizer on ``texts`` (an iterable of str).
+
+    Training is deterministic: the same texts and arguments always give the same vocabulary.
 
     Args:
         texts: training text; read once, may be a generator.
@@ -65,21 +177,19 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, *, min_frequen
     if isinstance(texts, str):
         raise ValueError("texts must be an iterable of strings, not a single string")
 
-    backend = Tokenizer(WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+    backend = Tokenizer(WordPiece(unk_token="[UNK]", continuing_subword_prefix=PREFIX))
     backend.normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##", show_progress=False)
-    backend.train_from_iterator(_checked_texts(texts), trainer=trainer)
-
-    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    vocab = _learn_vocab(_count_words(backend, _checked_texts(texts)), vocab_size, min_frequency)
+    backend.model = WordPiece(vocab={token: i for i, token in enumerate(vocab)}, unk_token="[UNK]",
+                              continuing_subword_prefix=PREFIX, max_input_chars_per_word=100)
+    backend.add_special_tokens(list(SPECIAL_TOKENS))
+    backend.decoder = decoders.WordPiece(prefix=PREFIX)
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        special_tokens=[("[CLS]", SPECIAL_TOKENS.index("[CLS]")), ("[SEP]", SPECIAL_TOKENS.index("[SEP]"))],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import transformers
+from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
+from tokenizers.models import WordPiece
 
 from labkit.tokenization import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
 
@@ -109,6 +113,58 @@ def test_folder_works_with_fill_mask_pipeline(tokenizer, saved):
 def test_bad_arguments_raise_value_error(texts, kwargs, message):
     with pytest.raises(ValueError, match=message):
         train_tokenizer(texts, **kwargs)
+
+
+def training_words(tokenizer, texts) -> Counter:
+    """Words of ``texts`` as the tokenizer's own normaliser and pre-tokeniser cut them."""
+    backend = tokenizer.backend_tokenizer
+    return Counter(word for text in texts
+                   for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text)))
+
+
+def library_vocab(texts, vocab_size: int) -> dict[str, int]:
+    """The vocabulary of the ``tokenizers`` WordPieceTrainer (not deterministic) on ``texts``."""
+    backend = Tokenizer(WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIAL_TOKENS),
+                                        continuing_subword_prefix="##", show_progress=False)
+    backend.train_from_iterator(texts, trainer=trainer)
+    return backend.get_vocab()
+
+
+def test_training_is_deterministic(tokenizer, corpus_texts):
+    again = train_tokenizer(corpus_texts, vocab_size=3000)
+    assert again.get_vocab() == tokenizer.get_vocab()
+    for text in (ENGLISH, CHINESE, MIXED, *corpus_texts[:20]):
+        assert again(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
+def test_generator_and_list_give_the_same_vocab(tokenizer, corpus_texts):
+    from_generator = train_tokenizer((text for text in corpus_texts), vocab_size=3000)
+    assert from_generator.get_vocab() == tokenizer.get_vocab()
+
+
+def test_vocab_limits_and_every_training_word_is_known(tokenizer, corpus_texts):
+    vocab = tokenizer.get_vocab()
+    assert len(vocab) <= 3000 and sorted(vocab.values()) == list(range(len(vocab)))
+    assert {token: vocab[token] for token in SPECIAL_TOKENS} == {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    model = tokenizer.backend_tokenizer.model
+    unknown = [word for word in training_words(tokenizer, corpus_texts)
+               if any(piece.value == "[UNK]" for piece in model.tokenize(word))]
+    assert unknown == []
+    small = train_tokenizer(["the cat sat on the mat", "a cat"], vocab_size=12)
+    assert len(small) == 12 and small.convert_tokens_to_ids("[MASK]") == 4
+
+
+def test_agrees_with_the_library_trainer(tokenizer, corpus_texts):
+    ours, theirs = tokenizer.get_vocab(), library_vocab(corpus_texts, 3000)
+    assert abs(len(ours) - len(theirs)) <= 0.1 * len(theirs)
+    assert len(ours.keys() & theirs.keys()) >= 0.95 * len(theirs)  # the library agrees with itself to ~99.5%
+    words = training_words(tokenizer, corpus_texts)
+    frequent = [w for w in theirs if len(w) > 1 and words[w] >= 20]
+    assert len(frequent) > 100 and [w for w in frequent if w not in ours] == []
 
 
 def test_load_tokenizer_needs_a_saved_folder(tmp_path):
