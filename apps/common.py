@@ -65,6 +65,7 @@ ARCHITECTURE_TAB = {
     "EncoderDecoderModel": "translation",
     "BertForQuestionAnswering": "qa",
     "BertForMaskedLM": "attention",
+    "BertForPreTraining": "attention",
     "BertModel": "attention",
 }
 

@@ -23,7 +23,7 @@ from .pretrain import pretrain_mlm
 from .tokenization import train_tokenizer
 from .training import TrainConfig, seed_everything
 from .transfer import TransferConfig, plot_transfer, run_transfer, transfer_markdown
-from .transformer import MaskedLM, TransformerConfig, count_parameters
+from .transformer import PreTrainingModel, TransformerConfig, count_parameters
 from .translate import finetune_translation, warm_start_seq2seq
 
 __all__ = ["Scale", "SCALES", "build", "default_output_dir", "ensure_pretrained", "ensure_build", "TASKS"]
@@ -61,7 +61,7 @@ SCALES: dict[str, Scale] = {
         TransformerConfig(vocab_size=3000, d_model=64, n_layers=2, n_decoder_layers=1, n_heads=2, d_ff=256,
                           max_position=192, dropout=0.0, attention_dropout=0.0),
         block_length=64,
-        pretrain=_t(400, 64, 3e-3), classify=_t(100, 32, 1e-3), ner=_t(100, 32, 2e-3), qa=_t(150, 32, 2e-3),
+        pretrain=_t(1200, 64, 3e-3, 600), classify=_t(100, 32, 1e-3), ner=_t(100, 32, 2e-3), qa=_t(150, 32, 2e-3),
         translation=_t(250, 64, 2e-3), transfer=TransferConfig(label_counts=(32, 128), seeds=(0,), steps_cap=60),
         qa_max_length=160,
     ),
@@ -70,7 +70,7 @@ SCALES: dict[str, Scale] = {
         TransformerConfig(vocab_size=6000, d_model=64, n_layers=2, n_decoder_layers=2, n_heads=2, d_ff=256,
                           max_position=256, dropout=0.0, attention_dropout=0.0),
         block_length=64,
-        pretrain=_t(1500, 64, 3e-3, 500), classify=_t(300, 32, 1e-3), ner=_t(400, 32, 2e-3), qa=_t(600, 32, 2e-3),
+        pretrain=_t(1500, 64, 3e-3, 500), classify=_t(300, 32, 1e-3), ner=_t(400, 32, 2e-3), qa=_t(1200, 32, 2e-3),
         translation=_t(700, 64, 2e-3), transfer=TransferConfig(),
     ),
     "gpu": Scale(
@@ -111,7 +111,7 @@ tags: [foundation-model-lab, tinyworld]
 
 Trained by `labkit build --scale {scale.name}` in the Foundation Model Lab: a
 {scale.model.n_layers}-layer, {scale.model.d_model}-wide BERT ({params:,} parameters) pretrained with
-masked-language modelling on TinyWorld's unlabelled corpus, then fine-tuned as below.
+masked-language modelling and next-sentence prediction on TinyWorld's unlabelled corpus, then fine-tuned as below.
 
 {body}
 
@@ -198,7 +198,7 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str
     stage("tokenizer")
 
     cfg = replace(sc.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    mlm = MaskedLM(cfg)
+    mlm = PreTrainingModel(cfg)  # masked LM + next-sentence prediction, as BERT
     pre = pretrain_mlm(mlm, tokenizer, list(data["corpus"]["train"]["text"]), list(data["corpus"]["validation"]["text"]),
                        sc.pretrain, block_length=sc.block_length)
     params = count_parameters(mlm.encoder)
@@ -206,7 +206,9 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str
                              "loss_history": pre.history.loss[:: max(1, len(pre.history.loss) // 200)]}
     save_model(mlm, tokenizer, out / "fill-mask", card=_card(
         "TinyWorld mini-BERT (masked LM)", "fill-mask",
-        "Masked-language modelling: 15% of tokens chosen, 80% replaced by [MASK], 10% by a random token, 10% kept.",
+        "Masked-language modelling (15% of tokens chosen, 80% replaced by [MASK], 10% by a random token, 10% kept) "
+        "and next-sentence prediction (is B the real continuation of A, or a sentence from another document?), "
+        "as BERT. Saved as BertForPreTraining; `pipeline(\"fill-mask\")` opens it as BertForMaskedLM.",
         pre.metrics, sc, params))
     report["models"]["fill-mask"] = {"metrics": pre.metrics, "parameters": count_parameters(mlm)}
     stage("pretraining")
@@ -257,7 +259,9 @@ def report_markdown(report: dict) -> str:
         lines.append(f"| {name} | {m['parameters']:,} | {metrics} |")
     pre = report["pretraining"]
     lines += ["", f"Pretraining: {pre['steps']} steps, masked-token accuracy {pre['masked_accuracy']:.3f}, "
-              f"perplexity {pre['perplexity']:.1f} (validation). Tokenizer: {report['tokenizer']['vocab_size']} word pieces.", ""]
+              f"perplexity {pre['perplexity']:.1f}"
+              + (f", next-sentence accuracy {pre['next_sentence_accuracy']:.3f}" if "next_sentence_accuracy" in pre else "")
+              + f" (validation). Tokenizer: {report['tokenizer']['vocab_size']} word pieces.", ""]
     if "transfer" in report:
         lines += ["## Transfer: pretrained vs random initialisation", "", transfer_markdown(report["transfer"]), ""]
     lines += ["## Time per stage (seconds)", "", "| stage | seconds |", "|---|---|"]
@@ -279,7 +283,7 @@ def ensure_build(scale: str = "cpu", out: str | Path | None = None, *, progress:
 
 
 def ensure_pretrained(scale: str = "cpu", out: str | Path | None = None, *, progress: bool = True, log=print):
-    """The pretrained mini-BERT (labkit MaskedLM) and its tokenizer for this scale.
+    """The pretrained mini-BERT (a labkit PreTrainingModel, which is a MaskedLM) and its tokenizer for this scale.
 
     Reuses ``<out>/fill-mask`` from an earlier build; otherwise runs only the data,
     tokenizer and pretraining stages of ``labkit build`` (a few minutes) and saves them.

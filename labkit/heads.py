@@ -64,7 +64,10 @@ class _Head(nn.Module):
             return cls(config, **kw)
         enc = pretrained.encoder if isinstance(pretrained, MaskedLM) else pretrained
         model = cls(enc.config, **kw)
-        missing, unexpected = model.encoder.load_state_dict(enc.state_dict(), strict=False)
+        state = enc.state_dict()
+        if model.encoder.pooler is None:  # a token-level head has no use for a pretrained pooler
+            state = {k: v for k, v in state.items() if not k.startswith("pooler.")}
+        missing, unexpected = model.encoder.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("pooler") for k in missing):
             raise ValueError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
         return model

@@ -4,14 +4,15 @@ labkit's modules have short teaching names (``layers.0.attn.query``); BERT check
 ``encoder.layer.0.attention.self.query``. One renaming table maps every tensor, so a model
 trained in the lab can be saved and opened with ``transformers`` and the other way round:
 
-=================  ===========================================
-labkit             transformers
-=================  ===========================================
-``Encoder``        ``BertModel``
-``MaskedLM``       ``BertForMaskedLM``
-``CausalLM``       ``BertLMHeadModel`` (``is_decoder=True``)
-``Seq2Seq``        ``EncoderDecoderModel`` (BERT → BERT with cross-attention)
-=================  ===========================================
+====================  ===========================================
+labkit                transformers
+====================  ===========================================
+``Encoder``           ``BertModel``
+``MaskedLM``          ``BertForMaskedLM``
+``PreTrainingModel``  ``BertForPreTraining`` (masked LM + next sentence)
+``CausalLM``          ``BertLMHeadModel`` (``is_decoder=True``)
+``Seq2Seq``           ``EncoderDecoderModel`` (BERT → BERT with cross-attention)
+====================  ===========================================
 
 Other modules (the fine-tuning heads) register their own pairs with :func:`register`.
 """
@@ -26,6 +27,7 @@ from torch import nn
 from transformers import (
     BertConfig,
     BertForMaskedLM,
+    BertForPreTraining,
     BertLMHeadModel,
     BertModel,
     EncoderDecoderConfig,
@@ -33,7 +35,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from .transformer import CausalLM, Encoder, MaskedLM, Seq2Seq, TransformerConfig
+from .transformer import CausalLM, Encoder, MaskedLM, PreTrainingModel, Seq2Seq, TransformerConfig
 
 __all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "register", "hf_key"]
 
@@ -164,6 +166,11 @@ register(Encoder, BertModel, _stack_key,
 register(MaskedLM, BertForMaskedLM, _with_head(_prefixed("encoder.", "bert.", _stack_key)),
          lambda m: MaskedLM(from_bert_config(m.config)),
          lambda m, kw: BertForMaskedLM(to_bert_config(m.config, **kw)))
+register(PreTrainingModel, BertForPreTraining,
+         lambda k: "cls.seq_relationship." + k.split(".", 1)[1] if k.startswith("next_sentence.")
+         else _with_head(_prefixed("encoder.", "bert.", _stack_key))(k),
+         lambda m: PreTrainingModel(from_bert_config(m.config)),
+         lambda m, kw: BertForPreTraining(to_bert_config(m.config, **kw)))
 register(CausalLM, BertLMHeadModel, _with_head(_prefixed("decoder.", "bert.", _stack_key)),
          lambda m: CausalLM(from_bert_config(m.config, n_decoder_layers=m.config.num_hidden_layers)),
          lambda m, kw: BertLMHeadModel(_decoder_config(m.config, **kw)))

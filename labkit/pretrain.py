@@ -6,6 +6,10 @@ Masked LM: corrupt 15% of the tokens and predict the originals from both sides,
 .. math::  P(w_i \mid x) = \mathrm{softmax}(h_i E^\top + b)_{w_i}, \qquad
            \mathcal{L} = -\frac{1}{|M|}\sum_{i \in M} \log P(w_i \mid \tilde x)
 
+With a :class:`~labkit.transformer.PreTrainingModel`, ``pretrain_mlm`` also trains BERT's
+second objective, next-sentence prediction, on sentence pairs (:mod:`labkit.nsp`); the
+loss is the sum of the two.
+
 Next-token LM: predict each token from the ones before it, :math:`P(x_t \mid x_{<t})`.
 
 Shape letters: N blocks, B batch, T block length, C width, V vocabulary, M masked positions.
@@ -19,11 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from .masking import mask_tokens
+from .nsp import collate_pairs, encode_pairs, make_pairs
 from .training import History, TrainConfig, batches, fit, perplexity
-from .transformer import CausalLM, MaskedLM
+from .transformer import CausalLM, MaskedLM, PreTrainingModel
 
 __all__ = ["pack_blocks", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss", "evaluate_clm", "pretrain_clm",
-           "PretrainResult"]
+           "pretraining_loss", "evaluate_nsp", "PretrainResult"]
 
 
 @dataclass
@@ -96,10 +101,57 @@ def evaluate_mlm(model: MaskedLM, tokenizer, blocks: torch.Tensor, *, batch_size
     return {"masked_accuracy": correct / max(count, 1), "loss": mean, "perplexity": perplexity(mean)}
 
 
+def pretraining_loss(model: PreTrainingModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Masked-LM loss + next-sentence loss on a batch of masked sentence pairs
+    (the vocabulary projection runs at the masked positions only, as in :func:`mlm_loss`)."""
+    device = next(model.parameters()).device
+    if isinstance(batch, tuple):  # a batch of packed blocks: masked LM only
+        return mlm_loss(model, batch)
+    b = {k: v.to(device) for k, v in batch.items()}
+    enc = model.encoder(b["input_ids"], b["attention_mask"], b["token_type_ids"])  # (B, T, C), pooled (B, C)
+    chosen = b["labels"] != -100  # (B, T)
+    mlm = F.cross_entropy(model.head(enc.last_hidden_state[chosen]).float(), b["labels"][chosen])  # (M, V)
+    nsp = F.cross_entropy(model.next_sentence(enc.pooler_output).float(), b["next_sentence_label"])  # (B, 2)
+    return mlm + nsp
+
+
+def _masked_pairs(tokenizer, encoded: dict, order, generator: torch.Generator, p: float) -> dict[str, torch.Tensor]:
+    batch = collate_pairs(encoded, order, tokenizer.pad_token_id)
+    masked = _mask(tokenizer, batch["input_ids"], generator, p)
+    return {**batch, "input_ids": masked.input_ids, "labels": masked.labels}
+
+
+@torch.no_grad()
+def evaluate_nsp(model: PreTrainingModel, tokenizer, documents: Sequence[str], *, max_length: int = 128,
+                 batch_size: int = 64, seed: int = 1234) -> dict[str, float]:
+    """Next-sentence accuracy on pairs made from ``documents`` with a fixed seed (chance = 0.5)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    encoded = encode_pairs(tokenizer, make_pairs(documents, seed), max_length)
+    correct = 0
+    for i in range(0, len(encoded["labels"]), batch_size):
+        b = collate_pairs(encoded, range(i, min(i + batch_size, len(encoded["labels"]))), tokenizer.pad_token_id)
+        out = model(b["input_ids"].to(device), b["attention_mask"].to(device), b["token_type_ids"].to(device))
+        correct += (out.next_sentence_logits.argmax(-1).cpu() == b["next_sentence_label"]).sum().item()
+    model.train(was_training)
+    return {"next_sentence_accuracy": correct / len(encoded["labels"])}
+
+
 def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
                  cfg: TrainConfig, *, block_length: int = 128, mlm_probability: float = 0.15,
                  on_eval=None) -> PretrainResult:
-    """Masked-LM pretraining: fresh 80/10/10 masking of every batch, periodic validation."""
+    """Masked-LM pretraining: fresh 80/10/10 masking of every batch, periodic validation.
+
+    A plain ``MaskedLM`` trains on the corpus packed into blocks of ``block_length``. A
+    ``PreTrainingModel`` trains on sentence pairs (at most ``block_length`` tokens, fresh
+    pairs every pass over the documents) with masked LM + next-sentence prediction, and
+    also reports next-sentence accuracy. Masked-token accuracy is always measured on the
+    same packed validation blocks, so the two are comparable.
+    """
+    if isinstance(model, PreTrainingModel):
+        return _pretrain_pairs(model, tokenizer, train_texts, val_texts, cfg, block_length=block_length,
+                               mlm_probability=mlm_probability, on_eval=on_eval)
     train_blocks = pack_blocks(tokenizer, train_texts, block_length)  # (N, T)
     val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
     g = torch.Generator().manual_seed(cfg.seed)
@@ -111,6 +163,32 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
 
     history = fit(model, stream(), mlm_loss, cfg, desc="pretraining (masked LM)", on_eval=on_eval,
                   evaluate=lambda m: evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability))
+    return PretrainResult(history, history.last_eval())
+
+
+def _pretrain_pairs(model: PreTrainingModel, tokenizer, train_texts, val_texts, cfg: TrainConfig, *,
+                    block_length: int, mlm_probability: float, on_eval) -> PretrainResult:
+    val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
+    val_docs = list(val_texts)[:1000]
+    g = torch.Generator().manual_seed(cfg.seed)
+
+    train_blocks = pack_blocks(tokenizer, train_texts, block_length)  # (N, T)
+    encoded = encode_pairs(tokenizer, make_pairs(train_texts, seed=cfg.seed), block_length)
+    blocks = batches(len(train_blocks), cfg.batch_size, seed=cfg.seed)
+    pairs = batches(len(encoded["labels"]), cfg.batch_size, seed=cfg.seed)
+
+    def stream():  # alternate: packed blocks (masked LM), then sentence pairs (masked LM + next sentence)
+        while True:
+            m = _mask(tokenizer, train_blocks[next(blocks)], g, mlm_probability)
+            yield m.input_ids, m.labels
+            yield _masked_pairs(tokenizer, encoded, next(pairs), g, mlm_probability)
+
+    def evaluate(m):
+        return {**evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability),
+                **evaluate_nsp(m, tokenizer, val_docs, max_length=block_length)}
+
+    history = fit(model, stream(), pretraining_loss, cfg, desc="pretraining (masked LM + next sentence)",
+                  on_eval=on_eval, evaluate=evaluate)
     return PretrainResult(history, history.last_eval())
 
 

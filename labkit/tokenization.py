@@ -124,7 +124,7 @@ def _learn_vocab(word_counts: Counter, vocab_size: int, min_frequency: int) -> l
     """
     vocab = list(SPECIAL_TOKENS) + _alphabet(word_counts)
     if len(vocab) >= vocab_size:
-        return vocab[:vocab_size]
+        return vocab  # as the library: every character stays spellable, even past vocab_size
     ids = {piece: i for i, piece in enumerate(vocab)}
     ordered = sorted(word_counts)
     words = [[w[0]] + [PREFIX + c for c in w[1:]] for w in ordered]
@@ -159,7 +159,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, *, min_frequen
     Args:
         texts: training text; read once, may be a generator.
         vocab_size: largest vocabulary, special tokens and single characters included
-            (must exceed the 5 special tokens).
+            (must exceed the 5 special tokens). If the characters alone are more, all of
+            them are kept, as the library's trainer does, so every word stays spellable.
         min_frequency: pieces seen fewer times are not merged into the vocabulary.
         model_max_length: longest input the model will accept (tokens).
 

@@ -22,6 +22,7 @@ from .attention import MultiHeadAttention, causal_mask, padding_mask
 
 __all__ = [
     "TransformerConfig",
+    "PreTrainingModel",
     "Encoder",
     "Decoder",
     "Seq2Seq",
@@ -312,10 +313,12 @@ def _check_ids(ids: torch.Tensor, name: str, vocab_size: int) -> None:
 class MaskedLM(nn.Module):
     """An Encoder with BERT's masked-language-model head (no pooler, as BertForMaskedLM)."""
 
+    pooler = False
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config, pooler=False)
+        self.encoder = Encoder(config, pooler=self.pooler)
         self.head = LMHead(config, self.encoder.embeddings.token)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, *,
@@ -325,6 +328,44 @@ class MaskedLM(nn.Module):
                            output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         logits = self.head(enc.last_hidden_state)  # (B, S, V)
         return LMOutput(logits, _lm_loss(logits, labels), enc.hidden_states, enc.attentions)
+
+
+@dataclass
+class PreTrainingOutput:
+    logits: torch.Tensor  # (B, T, V) masked-LM scores
+    next_sentence_logits: torch.Tensor  # (B, 2): 0 = B follows A, 1 = B is a random sentence
+    loss: torch.Tensor | None = None  # masked-LM loss + next-sentence loss (each when its labels are given)
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class PreTrainingModel(MaskedLM):
+    """BERT's two pretraining objectives (as BertForPreTraining): the masked-LM head, and a
+    next-sentence head that reads the pooled [CLS] vector, [CLS] → pooler (tanh) → linear(2).
+
+    The second objective is what trains [CLS] and the pooler, the very path a sequence
+    classifier fine-tunes; masked LM alone never puts a loss on them.
+    """
+
+    pooler = True
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        self.next_sentence = nn.Linear(config.d_model, 2)
+        _init_weights(self.next_sentence, config.initializer_range)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, next_sentence_label=None, *,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> PreTrainingOutput:
+        """labels (B, S) as MaskedLM; next_sentence_label (B,) 0 = real continuation, 1 = random."""
+        enc = self.encoder(input_ids, attention_mask, token_type_ids,
+                           output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.head(enc.last_hidden_state)  # (B, S, V)
+        nsp = self.next_sentence(enc.pooler_output)  # (B, C) -> (B, 2)
+        loss = _lm_loss(logits, labels)  # with labels only, the masked-LM loss, as MaskedLM
+        if next_sentence_label is not None:
+            nsp_loss = F.cross_entropy(nsp.float(), next_sentence_label)
+            loss = nsp_loss if loss is None else loss + nsp_loss
+        return PreTrainingOutput(logits, nsp, loss, enc.hidden_states, enc.attentions)
 
 
 class CausalLM(nn.Module):

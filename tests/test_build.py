@@ -32,12 +32,15 @@ def test_ci_models_learned_something(ci_build):
     """ci scale is a smoke run, but every model must beat chance on unseen test entities."""
     m = {k: v["metrics"] for k, v in json.loads((ci_build / "report.json").read_text())["models"].items()}
     assert m["fill-mask"]["masked_accuracy"] > 0.08  # unigram guessing gives ~0.05
+    assert m["fill-mask"]["next_sentence_accuracy"] > 0.6  # balanced IsNext / NotNext pairs: chance is 0.5
     assert m["sentiment"]["accuracy"] > 0.6  # 2 balanced classes
     assert m["topic"]["accuracy"] > 0.35  # 5 balanced classes
     assert m["ner"]["entity_f1"] > 0.3
 
 
 def test_fill_mask_pipeline_opens_and_predicts_words(ci_build):
+    config = json.loads((ci_build / "fill-mask" / "config.json").read_text())
+    assert config["architectures"] == ["BertForPreTraining"]  # masked LM + next-sentence heads, as BERT
     fill = pipeline("fill-mask", model=str(ci_build / "fill-mask"), device="cpu")
     preds = fill("he was born in [MASK] .", top_k=5)
     assert len(preds) == 5 and all(p["token_str"] not in ("[PAD]", "[CLS]", "[SEP]", "[MASK]") for p in preds)

@@ -1,10 +1,10 @@
 """The round trip with transformers: same weights, same outputs (minGPT's parity test, for BERT)."""
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertModel, EncoderDecoderModel
+from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertModel, EncoderDecoderModel
 
 from labkit.hf import from_hf, to_hf
-from labkit.transformer import CausalLM, Encoder, MaskedLM, Seq2Seq, TransformerConfig, count_parameters
+from labkit.transformer import CausalLM, Encoder, MaskedLM, PreTrainingModel, Seq2Seq, TransformerConfig, count_parameters
 
 ATOL = 1e-5
 SMALL = dict(vocab_size=120, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -117,3 +117,40 @@ def test_unsupported_models_and_configs_raise():
         from_hf(BertModel(BertConfig(**SMALL, hidden_act="relu")))
     with pytest.raises(ValueError, match="no transformers counterpart"):
         to_hf(torch.nn.Linear(2, 2))
+
+
+def test_pretraining_model_matches_bert_for_pretraining(tmp_path):
+    torch.manual_seed(4)
+    hf = BertForPreTraining(BertConfig(**SMALL)).eval()
+    ours = from_hf(hf).eval()
+    assert isinstance(ours, PreTrainingModel) and isinstance(ours, MaskedLM)
+    ids, mask, types = _batch(seed=4)
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask, token_type_ids=types)
+        out = ours(ids, mask, types)
+    assert (out.logits - ref.prediction_logits).abs().max() < ATOL
+    assert (out.next_sentence_logits - ref.seq_relationship_logits).abs().max() < ATOL
+    to_hf(ours).save_pretrained(tmp_path)
+    reopened = BertForPreTraining.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        again = reopened(input_ids=ids, attention_mask=mask, token_type_ids=types).seq_relationship_logits
+    assert (again - ref.seq_relationship_logits).abs().max() < ATOL
+
+
+def test_pretraining_model_loss_is_the_sum_of_both_objectives():
+    torch.manual_seed(5)
+    cfg = TransformerConfig(vocab_size=120, d_model=48, n_layers=2, n_heads=4, d_ff=96, max_position=40)
+    ours = PreTrainingModel(cfg).eval()
+    hf = to_hf(ours).eval()
+    ids, mask, types = _batch(seed=5)
+    labels = torch.full_like(ids, -100)
+    labels[:, 2] = ids[:, 2]
+    nsp = torch.tensor([0, 1, 0])
+    with torch.no_grad():
+        both = ours(ids, mask, types, labels=labels, next_sentence_label=nsp).loss
+        ref = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp).loss
+        mlm_only = ours(ids, mask, types, labels=labels).loss  # usable wherever a MaskedLM is expected
+        plain = MaskedLM(cfg)
+        plain.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith(("next_sentence", "encoder.pooler"))})
+    assert (both - ref).abs() < ATOL
+    assert (mlm_only - plain.eval()(ids, mask, types, labels=labels).loss).abs() < ATOL

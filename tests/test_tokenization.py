@@ -154,8 +154,14 @@ def test_vocab_limits_and_every_training_word_is_known(tokenizer, corpus_texts):
     unknown = [word for word in training_words(tokenizer, corpus_texts)
                if any(piece.value == "[UNK]" for piece in model.tokenize(word))]
     assert unknown == []
-    small = train_tokenizer(["the cat sat on the mat", "a cat"], vocab_size=12)
-    assert len(small) == 12 and small.convert_tokens_to_ids("[MASK]") == 4
+    # Asked for fewer pieces than the alphabet, it keeps every character (as the library
+    # trainer does), so no word of the training text becomes [UNK].
+    texts = ["the cat sat on the mat", "a cat"]
+    small = train_tokenizer(texts, vocab_size=12)
+    words = " ".join(texts).split()
+    alphabet = {c for w in words for c in w} | {"##" + c for w in words for c in w[1:]}
+    assert len(small) == len(SPECIAL_TOKENS) + len(alphabet) == 19
+    assert small.unk_token not in small.tokenize(" ".join(texts)) and small.convert_tokens_to_ids("[MASK]") == 4
 
 
 def test_agrees_with_the_library_trainer(tokenizer, corpus_texts):

@@ -1,18 +1,21 @@
 """Training loop, pretraining objectives, heads, fine-tuning helpers and model folders."""
+import json
 import subprocess
 import sys
 
 import datasets
 import pytest
 import torch
+import transformers
 
 from labkit.finetune import align_labels, finetune_classifier, pad, subsample
 from labkit.folders import ModelFolderError, load_hf_model, load_model, save_model
 from labkit.heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
-from labkit.pretrain import evaluate_mlm, pack_blocks, pretrain_clm, pretrain_mlm
+from labkit.nsp import make_pairs, split_sentences
+from labkit.pretrain import evaluate_mlm, evaluate_nsp, pack_blocks, pretrain_clm, pretrain_mlm
 from labkit.tokenization import train_tokenizer
 from labkit.training import TrainConfig, lr_at
-from labkit.transformer import CausalLM, MaskedLM, TransformerConfig
+from labkit.transformer import CausalLM, MaskedLM, PreTrainingModel, TransformerConfig
 from labkit.translate import join_cjk, warm_start_seq2seq
 
 TEXTS = [f"the {a} {b} is {c} today ." for a in ("red", "blue", "green", "small") for b in ("phone", "car", "city")
@@ -151,3 +154,49 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path):
     r = run("build", "--scale", "ci", "--out", str(blocker / "sub"))
     assert r.returncode == 2 and "cannot write to" in r.stderr and "--out" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# Two-sentence documents whose sentences share their colour: a pair is coherent exactly
+# when both halves name the same colour, which next-sentence prediction can learn.
+COLOURS = ("red", "blue", "green", "small", "black", "white")
+DOCS = [f"the {c} {thing} is here. the {c} {thing} is {adj}." for c in COLOURS
+        for thing in ("phone", "car", "city") for adj in ("good", "bad", "great", "awful")]
+DOCS += ["今天天气很好。我们去公园。", "他是老师。他在上海工作。"] * 4
+
+
+def test_sentence_pairs_are_true_continuations_or_same_language_negatives():
+    pairs = make_pairs(DOCS, seed=0)
+    assert len(pairs) == len(DOCS) and 0.3 < sum(p.label for p in pairs) / len(pairs) < 0.7
+    assert pairs == make_pairs(DOCS, seed=0) and pairs != make_pairs(DOCS, seed=1)
+    for doc, p in zip(DOCS, pairs):
+        if p.label == 0:
+            assert doc.replace(". ", ".") == (p.first + p.second).replace(". ", ".").replace(".the", ".the")
+        assert ("。" in p.first) == ("。" in p.second)  # negatives come from the same language
+    assert split_sentences("A b. C d! 你好。再见？") == ["A b.", "C d!", "你好。", "再见？"]
+    with pytest.raises(ValueError, match="at least two documents"):
+        make_pairs(["one sentence only."], seed=0)
+
+
+def test_next_sentence_pretraining_trains_cls_and_saves_as_bert_for_pretraining(cfg, tmp_path):
+    tok = train_tokenizer(DOCS * 3, vocab_size=200, min_frequency=1)
+    config = TransformerConfig(vocab_size=len(tok), d_model=32, n_layers=2, n_heads=2, d_ff=64, max_position=64,
+                               dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    model = PreTrainingModel(config)
+    pooler, nsp_head = model.encoder.pooler.weight.clone(), model.next_sentence.weight.clone()
+    before = evaluate_mlm(model, tok, pack_blocks(tok, DOCS, 32))
+    res = pretrain_mlm(model, tok, DOCS * 4, DOCS, TrainConfig(steps=120, batch_size=16, lr=3e-3, progress=False,
+                                                               device="cpu"), block_length=32)
+    assert res.metrics["masked_accuracy"] > before["masked_accuracy"] + 0.15
+    assert 0.0 <= res.metrics["next_sentence_accuracy"] <= 1.0  # learning it is checked at ci scale (test_build)
+    assert not torch.equal(pooler, model.encoder.pooler.weight)  # [CLS] → pooler now gets a training signal
+    assert not torch.equal(nsp_head, model.next_sentence.weight)
+    save_model(model, tok, tmp_path / "bert")
+    assert json.loads((tmp_path / "bert" / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    back, _ = load_model(tmp_path / "bert")
+    assert isinstance(back, PreTrainingModel)
+    head = SequenceClassifier.from_pretrained(back, num_labels=2)  # the trained pooler comes along
+    assert torch.equal(head.encoder.pooler.weight, model.encoder.pooler.weight)
+    TokenClassifier.from_pretrained(back, num_labels=3)  # ...and a token head simply leaves it out
+    fill = transformers.pipeline("fill-mask", model=str(tmp_path / "bert"), device="cpu")
+    assert fill("the red car is [MASK].")[0]["token_str"] in {"here", "good", "bad", "great", "awful"}
