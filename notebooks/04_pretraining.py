@@ -30,9 +30,11 @@
 #    the model's own numbers;
 # 3. pretrain the lab's mini-BERT and watch its loss fall from the level of pure guessing;
 # 4. probe what pretraining taught with fill-mask queries;
-# 5. contrast the masked objective with next-token prediction (GPT's objective) and its
+# 5. explain BERT's second objective, next-sentence prediction, and why it is what trains
+#    `[CLS]`;
+# 6. contrast the masked objective with next-token prediction (GPT's objective) and its
 #    causal mask;
-# 6. save the model in Hugging Face format and open it with `transformers.pipeline`.
+# 7. save the model in Hugging Face format and open it with `transformers.pipeline`.
 #
 # **Prerequisites.** Chapters 01–03 (self-attention, the mini-Transformer, the tokenizer).
 # **Estimated time:** 60 minutes to read and explore; the code runs in about two minutes.
@@ -85,14 +87,15 @@ from labkit.data import load_task
 from labkit.env import best_device
 from labkit.folders import save_model
 from labkit.masking import IGNORE_INDEX, mask_tokens
-from labkit.pretrain import evaluate_mlm, mlm_loss, pack_blocks, pretrain_clm, pretrain_mlm
+from labkit.nsp import make_pairs
+from labkit.pretrain import evaluate_mlm, evaluate_nsp, mlm_loss, pack_blocks, pretrain_clm, pretrain_mlm
 from labkit.training import seed_everything
-from labkit.transformer import CausalLM, MaskedLM
+from labkit.transformer import CausalLM, MaskedLM, PreTrainingModel
 from labkit.viz import LivePlot, attention_explorer, bertviz_view, encoder_attentions
 
 LAB_SCALE = os.environ.get("LAB_SCALE", "cpu")  # "ci" (tests), "cpu" (default) or "gpu"
 SCALE = SCALES[LAB_SCALE]  # the model and training sizes `labkit build` uses at this scale
-DEMO_STEPS = {"ci": 60, "cpu": 60, "gpu": 400}[LAB_SCALE]  # steps of the from-scratch demos in §4 and §7
+DEMO_STEPS = {"ci": 60, "cpu": 60, "gpu": 400}[LAB_SCALE]  # steps of the from-scratch demos in §4 and §8
 seed_everything(0)
 device = best_device()
 plt.rcParams["figure.dpi"] = 80
@@ -350,7 +353,7 @@ assert after["masked_accuracy"] > unigram_accuracy  # context beats word frequen
 # ## 5 · What did it learn? Fill-mask probes
 #
 # A **fill-mask probe** asks the pretrained model to complete a sentence. The helper below is
-# §3 in a loop: softmax at each `[MASK]`, keep the top $k$. (In §8 we check it against
+# §3 in a loop: softmax at each `[MASK]`, keep the top $k$. (In §9 we check it against
 # transformers' `fill-mask` pipeline.)
 
 # %%
@@ -451,7 +454,50 @@ assert attentions[0].shape == (1, mlm.config.n_heads, len(att_tokens), len(att_t
 assert all(torch.allclose(a.sum(-1), torch.ones(())) for a in attentions)  # each row is a distribution
 
 # %% [markdown]
-# ## 7 · For contrast: next-token prediction (GPT's objective)
+# ## 7 · BERT's second objective: next-sentence prediction (下一句预测)
+#
+# Masked LM puts its loss on the hidden words only. Nothing asks the `[CLS]` position to
+# hold anything useful — yet `[CLS]` is exactly what a sentence classifier reads in chapter
+# 05. BERT therefore pretrains with a second game. It shows the model two segments,
+# `[CLS] A [SEP] B [SEP]`, with token type 0 on A and 1 on B. Half the time B is the text
+# that really follows A in its document (label 0, *IsNext*); half the time it comes from
+# another document (label 1, *NotNext*). The answer is read from `[CLS]` through the
+# pooler:
+#
+# $$P(\text{IsNext} \mid A, B) = \mathrm{softmax}\big(W \tanh(W_p h_{[\mathrm{CLS}]} + b_p) + b\big)_0$$
+#
+# The lab's mini-BERT (`PreTrainingModel`, transformers' `BertForPreTraining`) was pretrained
+# on both: batches of packed blocks (masked LM) alternate with batches of sentence pairs
+# (masked LM + next sentence, losses added). `labkit.nsp.make_pairs` builds the pairs; its
+# random B always comes from a document in the same language, so the task cannot be solved
+# by spotting Chinese characters.
+
+# %%
+assert isinstance(mlm, PreTrainingModel) and isinstance(mlm, MaskedLM)  # the fill-mask model above, plus a [CLS] head
+pairs = make_pairs(val_texts[:400], seed=0)
+for pair in pairs[:4]:
+    print(("IsNext  " if pair.label == 0 else "NotNext ") + f"A: {pair.first[:70]}\n{'':8}B: {pair.second[:70]}")
+example = tokenizer(pairs[0].first, pairs[0].second, return_tensors="pt")
+print(tokenizer.convert_ids_to_tokens(example["input_ids"][0])[:24])
+print(example["token_type_ids"][0][:24].tolist())
+
+# %%
+# The formula by hand, against the model's own next-sentence logits.
+batch = tokenizer([p.first for p in pairs[:8]], [p.second for p in pairs[:8]], padding=True, truncation=True,
+                  max_length=SCALE.block_length, return_tensors="pt").to(device)
+with torch.no_grad():
+    out = mlm(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    h_cls = mlm.encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).last_hidden_state[:, 0]  # (B, C)
+    by_hand = torch.softmax(mlm.next_sentence(torch.tanh(mlm.encoder.pooler(h_cls))), -1)[:, 0]  # (B,)
+assert torch.allclose(by_hand, torch.softmax(out.next_sentence_logits, -1)[:, 0], atol=1e-6)
+for p, q in zip(pairs[:8], by_hand.tolist()):
+    print(f"P(IsNext) = {q:.2f}   truth: {'IsNext' if p.label == 0 else 'NotNext'}")
+nsp_accuracy = evaluate_nsp(mlm, tokenizer, val_texts[:1000], max_length=SCALE.block_length)["next_sentence_accuracy"]
+print(f"next-sentence accuracy on validation pairs: {nsp_accuracy:.3f} (chance: 0.5)")
+assert nsp_accuracy > 0.6  # [CLS] learned something masked LM alone never asks of it
+
+# %% [markdown]
+# ## 8 · For contrast: next-token prediction (GPT's objective)
 #
 # The other classic pretraining game (doc 000 §3.2) predicts each token from the ones before
 # it, $P(x_t \mid x_{<t})$, with loss $\mathcal{L}_{\text{CLM}} = -\frac{1}{T-1}\sum_{t=1}^{T-1}
@@ -537,11 +583,13 @@ plt.show()
 assert sum(clm_run.history.loss[-10:]) / 10 < clm_run.history.loss[0] - 0.5
 
 # %% [markdown]
-# ## 8 · Saving in Hugging Face format
+# ## 9 · Saving in Hugging Face format
 #
-# `labkit.folders.save_model` writes the model as its transformers twin (`BertForMaskedLM`):
-# `config.json`, `model.safetensors` (never a pickle) and the tokenizer files. Any tool that
-# reads Hugging Face folders can open it — here, transformers' `fill-mask` pipeline.
+# `labkit.folders.save_model` writes the model as its transformers twin (`BertForPreTraining`,
+# both heads): `config.json`, `model.safetensors` (never a pickle) and the tokenizer files. Any
+# tool that reads Hugging Face folders can open it — here, transformers' `fill-mask` pipeline,
+# which loads the encoder and the masked-LM head as a `BertForMaskedLM` and leaves the
+# next-sentence head aside.
 
 # %%
 folder = Path(tempfile.mkdtemp()) / "mini-bert"
@@ -569,6 +617,8 @@ print("the pipeline's scores equal labkit's softmax")
 #   \exp(z_j)$, and the loss is the mean negative log-probability of the hidden tokens. An
 #   untrained model sits at $\ln|V|$; training pushes the loss down and the masked-token
 #   accuracy above what word frequency alone gives.
+# - BERT adds next-sentence prediction, read from `[CLS]` through the pooler, so that
+#   position is trained too; the lab's mini-BERT learned both objectives.
 # - Next-token prediction uses a causal mask instead of corruption: more predictions per
 #   block, but only left context.
 # - The result is an ordinary Hugging Face model folder, which transformers' `pipeline` opens

@@ -45,7 +45,7 @@ def check_head_parameters(answer) -> Feedback:
     if given == C * C + C + C * K + K:
         return passed(name, f"{C}·{C} + {C} (pooler) + {C}·{K} + {K} (classifier) = {given:,}.")
     if given == C * K + K:
-        return failed(name, "that is the classifier alone; BertForSequenceClassification's pooler is new too.")
+        return failed(name, "that is the classifier alone; the head's pooler (C x C) counts too, pretrained or not.")
     if given == C * C + C * K:
         return failed(name, "you forgot the biases: each linear layer has one per output.")
     if given == C * K:
