@@ -70,7 +70,7 @@ SCALES: dict[str, Scale] = {
         TransformerConfig(vocab_size=6000, d_model=64, n_layers=2, n_decoder_layers=2, n_heads=2, d_ff=256,
                           max_position=256, dropout=0.0, attention_dropout=0.0),
         block_length=64,
-        pretrain=_t(1500, 64, 3e-3, 500), classify=_t(300, 32, 1e-3), ner=_t(400, 32, 2e-3), qa=_t(1200, 32, 2e-3),
+        pretrain=_t(3500, 64, 3e-3, 700), classify=_t(300, 32, 1e-3), ner=_t(400, 32, 2e-3), qa=_t(1200, 32, 2e-3),
         translation=_t(700, 64, 2e-3), transfer=TransferConfig(),
     ),
     "gpu": Scale(
