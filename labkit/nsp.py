@@ -22,6 +22,8 @@ from typing import Sequence
 
 import torch
 
+from .finetune import pad
+
 __all__ = ["split_sentences", "SentencePair", "make_pairs", "encode_pairs", "collate_pairs"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
@@ -54,10 +56,11 @@ def make_pairs(documents: Sequence[str], seed: int) -> list[SentencePair]:
         by_lang.setdefault(bool(_CJK.search(sents[0])), []).append(i)
     pairs = []
     for i, sents in enumerate(split):
+        chinese = bool(_CJK.search(sents[0]))
+        joiner = "" if chinese else " "
         cut = rng.randrange(1, len(sents))
-        joiner = "" if _CJK.search(sents[0]) else " "
         first, second, label = joiner.join(sents[:cut]), joiner.join(sents[cut:]), 0
-        same = by_lang[bool(_CJK.search(sents[0]))]
+        same = by_lang[chinese]
         if rng.random() < 0.5 and len(same) > 1:
             j = i
             while j == i:
@@ -79,15 +82,7 @@ def encode_pairs(tokenizer, pairs: Sequence[SentencePair], max_length: int) -> d
 
 def collate_pairs(encoded: dict[str, list], order: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad one batch of encoded pairs (the indices in ``order``) to its longest pair."""
-    ids = [encoded["input_ids"][i] for i in order]
-    width = max(map(len, ids))
-    input_ids = torch.full((len(ids), width), pad_id)  # (B, T)
-    token_type_ids = torch.zeros((len(ids), width), dtype=torch.long)  # (B, T)
-    attention_mask = torch.zeros((len(ids), width), dtype=torch.long)  # (B, T)
-    for row, i in enumerate(order):
-        n = len(encoded["input_ids"][i])
-        input_ids[row, :n] = torch.tensor(encoded["input_ids"][i])
-        token_type_ids[row, :n] = torch.tensor(encoded["token_type_ids"][i])
-        attention_mask[row, :n] = 1
+    input_ids, attention_mask = pad([encoded["input_ids"][i] for i in order], pad_id)  # (B, T), (B, T)
+    token_type_ids, _ = pad([encoded["token_type_ids"][i] for i in order], 0)  # (B, T)
     return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-           "next_sentence_label": torch.tensor([encoded["labels"][i] for i in order])}
+            "next_sentence_label": torch.tensor([encoded["labels"][i] for i in order])}

@@ -42,6 +42,7 @@ def test_fill_mask_pipeline_opens_and_predicts_words(ci_build):
     config = json.loads((ci_build / "fill-mask" / "config.json").read_text())
     assert config["architectures"] == ["BertForPreTraining"]  # masked LM + next-sentence heads, as BERT
     fill = pipeline("fill-mask", model=str(ci_build / "fill-mask"), device="cpu")
+    assert type(fill.model).__name__ == "BertForMaskedLM"  # as the model card says
     preds = fill("he was born in [MASK] .", top_k=5)
     assert len(preds) == 5 and all(p["token_str"] not in ("[PAD]", "[CLS]", "[SEP]", "[MASK]") for p in preds)
     assert all(0 <= p["score"] <= 1 for p in preds)
