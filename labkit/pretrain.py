@@ -101,12 +101,12 @@ def evaluate_mlm(model: MaskedLM, tokenizer, blocks: torch.Tensor, *, batch_size
     return {"masked_accuracy": correct / max(count, 1), "loss": mean, "perplexity": perplexity(mean)}
 
 
-def pretraining_loss(model: PreTrainingModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Masked-LM loss + next-sentence loss on a batch of masked sentence pairs
-    (the vocabulary projection runs at the masked positions only, as in :func:`mlm_loss`)."""
-    device = next(model.parameters()).device
-    if isinstance(batch, tuple):  # a batch of packed blocks: masked LM only
+def pretraining_loss(model: PreTrainingModel, batch) -> torch.Tensor:
+    """A packed-block batch (a tuple): :func:`mlm_loss`. A batch of masked sentence pairs (a dict):
+    masked-LM loss + next-sentence loss, the vocabulary projection at the masked positions only."""
+    if isinstance(batch, tuple):
         return mlm_loss(model, batch)
+    device = next(model.parameters()).device
     b = {k: v.to(device) for k, v in batch.items()}
     enc = model.encoder(b["input_ids"], b["attention_mask"], b["token_type_ids"])  # (B, T, C), pooled (B, C)
     chosen = b["labels"] != -100  # (B, T)
@@ -144,51 +144,40 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
     """Masked-LM pretraining: fresh 80/10/10 masking of every batch, periodic validation.
 
     A plain ``MaskedLM`` trains on the corpus packed into blocks of ``block_length``. A
-    ``PreTrainingModel`` trains on sentence pairs (at most ``block_length`` tokens, fresh
-    pairs every pass over the documents) with masked LM + next-sentence prediction, and
-    also reports next-sentence accuracy. Masked-token accuracy is always measured on the
-    same packed validation blocks, so the two are comparable.
+    ``PreTrainingModel`` alternates such a batch with a batch of sentence pairs (at most
+    ``block_length`` tokens; masked LM + next-sentence prediction) and also reports
+    next-sentence accuracy. Masked-token accuracy is always measured on the same packed
+    validation blocks, so the two are comparable.
     """
-    if isinstance(model, PreTrainingModel):
-        return _pretrain_pairs(model, tokenizer, train_texts, val_texts, cfg, block_length=block_length,
-                               mlm_probability=mlm_probability, on_eval=on_eval)
     train_blocks = pack_blocks(tokenizer, train_texts, block_length)  # (N, T)
     val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
     g = torch.Generator().manual_seed(cfg.seed)
 
-    def stream():
+    def masked_blocks():
         for idx in batches(len(train_blocks), cfg.batch_size, seed=cfg.seed):
             m = _mask(tokenizer, train_blocks[idx], g, mlm_probability)
             yield m.input_ids, m.labels
 
-    history = fit(model, stream(), mlm_loss, cfg, desc="pretraining (masked LM)", on_eval=on_eval,
-                  evaluate=lambda m: evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability))
-    return PretrainResult(history, history.last_eval())
-
-
-def _pretrain_pairs(model: PreTrainingModel, tokenizer, train_texts, val_texts, cfg: TrainConfig, *,
-                    block_length: int, mlm_probability: float, on_eval) -> PretrainResult:
-    val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
-    val_docs = list(val_texts)[:1000]
-    g = torch.Generator().manual_seed(cfg.seed)
-
-    train_blocks = pack_blocks(tokenizer, train_texts, block_length)  # (N, T)
-    encoded = encode_pairs(tokenizer, make_pairs(train_texts, seed=cfg.seed), block_length)
-    blocks = batches(len(train_blocks), cfg.batch_size, seed=cfg.seed)
-    pairs = batches(len(encoded["labels"]), cfg.batch_size, seed=cfg.seed)
-
-    def stream():  # alternate: packed blocks (masked LM), then sentence pairs (masked LM + next sentence)
-        while True:
-            m = _mask(tokenizer, train_blocks[next(blocks)], g, mlm_probability)
-            yield m.input_ids, m.labels
-            yield _masked_pairs(tokenizer, encoded, next(pairs), g, mlm_probability)
-
     def evaluate(m):
-        return {**evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability),
-                **evaluate_nsp(m, tokenizer, val_docs, max_length=block_length)}
+        return evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability)
 
-    history = fit(model, stream(), pretraining_loss, cfg, desc="pretraining (masked LM + next sentence)",
-                  on_eval=on_eval, evaluate=evaluate)
+    if not isinstance(model, PreTrainingModel):
+        history = fit(model, masked_blocks(), mlm_loss, cfg, desc="pretraining (masked LM)", on_eval=on_eval,
+                      evaluate=evaluate)
+        return PretrainResult(history, history.last_eval())
+
+    encoded = encode_pairs(tokenizer, make_pairs(train_texts, seed=cfg.seed), block_length)
+    pair_order = batches(len(encoded["labels"]), cfg.batch_size, seed=cfg.seed)
+    val_docs = list(val_texts)[:1000]
+
+    def alternate():  # packed blocks (masked LM), then sentence pairs (masked LM + next sentence), ...
+        for block_batch in masked_blocks():
+            yield block_batch
+            yield _masked_pairs(tokenizer, encoded, next(pair_order), g, mlm_probability)
+
+    history = fit(model, alternate(), pretraining_loss, cfg, desc="pretraining (masked LM + next sentence)",
+                  on_eval=on_eval,
+                  evaluate=lambda m: {**evaluate(m), **evaluate_nsp(m, tokenizer, val_docs, max_length=block_length)})
     return PretrainResult(history, history.last_eval())
 
 
