@@ -529,6 +529,53 @@ assert min(even_random) > 0.99  # random init: [CLS] averages (almost) uniformly
 assert max(even_pretrained) < min(even_random)  # pretraining made [CLS] attend selectively
 
 # %% [markdown]
+# A fourth measurement asks the pretrained model itself, through its own masked-LM head. If
+# pretraining had taught it polarity, a blank after a clearly positive clause should get more
+# probability on positive opinion words than the same blank after a negative clause. The cell
+# scores a blank by $\log P(\text{any positive word}) - \log P(\text{any negative word})$ over the
+# common opinion words of each polarity, and compares the two contexts.
+
+# %%
+@torch.no_grad()
+def polarity_score(text: str) -> float:
+    """log P(a positive opinion word) − log P(a negative one) at the [MASK] in ``text``."""
+    mlm.eval()
+    at = next(mlm.parameters()).device
+    b = tokenizer([text], return_tensors="pt").to(at)
+    logits = mlm(b["input_ids"], b["attention_mask"]).logits[0]  # (T, V)
+    log_p = logits[b["input_ids"][0] == tokenizer.mask_token_id][0].float().log_softmax(-1)  # (V,)
+    positive, negative = (tokenizer.convert_tokens_to_ids(opinion_words(p, False)) for p in ("positive", "negative"))
+    return (log_p[positive].logsumexp(0) - log_p[negative].logsumexp(0)).item()
+
+
+contexts = [("The screen is {} and the battery is [MASK].", "great", "awful"),
+            ("The staff were {}. Overall, it was [MASK].", "superb", "dreadful"),
+            ("I {} the plot. The acting was [MASK].", "loved", "hated")]
+gaps = []
+for template, good, bad in contexts:
+    after_good, after_bad = polarity_score(template.format(good)), polarity_score(template.format(bad))
+    gaps.append(after_good - after_bad)
+    print(f"{template.format('…'):46s} after {good!r}: {after_good:+.2f}   after {bad!r}: {after_bad:+.2f}")
+print(f"mean difference: {np.mean(gaps):+.2f}  (0: the context's polarity does not move the prediction)")
+
+# %% [markdown]
+# When we ran this with the `cpu` build (3,500 pretraining steps), the differences were +0.02,
+# 0.00 and −0.02: the model knows an opinion word goes in the blank, but not which polarity.
+# Masked LM could have taught it — every opinion clause of a review agrees with the others
+# unless "not" or "but" intervenes — yet the mini-BERT never picked it up. A toy experiment
+# (`scripts/polarity_toy.py`, about 3 minutes) shows one obstacle. On reviews of the single form
+# "The screen is great, really superb." (both words always of one polarity), the same 2-layer,
+# 64-wide model, trained for 600 steps, learned the agreement with each of three seeds when every
+# training sequence held one review (separations +5.1 to +8.4), and with none when the reviews
+# were packed several to a 64-token block, as the lab's pretraining does (0.00 each);
+# `transformers`' own `BertForMaskedLM` on one review per sequence learned it with two seeds of
+# three. A likely reason: with a whole block to attend to, the blank at first averages over many reviews of both
+# polarities, and the faint signal never grows. On the real corpus, one document per sequence
+# was not enough: pretrained that way at `cpu` scale, the model still scored contexts like these
+# alike (differences of at most 0.04) — there opinion words are a small share of the text, and
+# "not" and "but" blur their agreement.
+
+# %% [markdown]
 # **An open question for you.** What would have to change for pretraining to help TinyWorld
 # sentiment the way it helps NER? There is no single right answer; here are places to look.
 #
