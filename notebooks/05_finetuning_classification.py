@@ -572,7 +572,7 @@ print(f"mean difference: {np.mean(gaps):+.2f}  (0: the context's polarity does n
 # three. A likely reason: with a whole block to attend to, the blank at first averages over many reviews of both
 # polarities, and the faint signal never grows. On the real corpus, one document per sequence
 # was not enough: pretrained that way at `cpu` scale, the model still scored contexts like these
-# alike (differences of at most 0.04) — there opinion words are a small share of the text, and
+# alike (differences of at most 0.12) — there opinion words are a small share of the text, and
 # "not" and "but" blur their agreement.
 
 # %% [markdown]
