@@ -28,7 +28,7 @@ from .training import History, TrainConfig, batches, fit, perplexity
 from .transformer import CausalLM, MaskedLM, PreTrainingModel
 
 __all__ = ["pack_blocks", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss", "evaluate_clm", "pretrain_clm",
-           "pretraining_loss", "evaluate_nsp", "PretrainResult"]
+           "pretraining_loss", "evaluate_nsp", "mask_batch", "PretrainResult"]
 
 
 @dataclass
@@ -62,7 +62,8 @@ def _special_ids(tokenizer) -> tuple[int, ...]:
     return tuple(sorted(set(tokenizer.all_special_ids)))
 
 
-def _mask(tokenizer, blocks: torch.Tensor, generator: torch.Generator, p: float):
+def mask_batch(tokenizer, blocks: torch.Tensor, generator: torch.Generator, p: float):
+    """BERT masking of a (B, T) batch with ``tokenizer``'s [MASK], vocabulary and special tokens."""
     return mask_tokens(blocks, mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
                        special_token_ids=_special_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
                        mlm_probability=p, generator=generator)
@@ -88,7 +89,7 @@ def evaluate_mlm(model: MaskedLM, tokenizer, blocks: torch.Tensor, *, batch_size
     device = next(model.parameters()).device
     total_loss, correct, count = 0.0, 0, 0
     for i in range(0, len(blocks), batch_size):
-        masked = _mask(tokenizer, blocks[i:i + batch_size], g, mlm_probability)
+        masked = mask_batch(tokenizer, blocks[i:i + batch_size], g, mlm_probability)
         ids, labels = masked.input_ids.to(device), masked.labels.to(device)
         h = model.encoder(ids).last_hidden_state  # (B, T, C)
         chosen = labels != -100
@@ -117,7 +118,7 @@ def pretraining_loss(model: PreTrainingModel, batch) -> torch.Tensor:
 
 def _masked_pairs(tokenizer, encoded: dict, order, generator: torch.Generator, p: float) -> dict[str, torch.Tensor]:
     batch = collate_pairs(encoded, order, tokenizer.pad_token_id)
-    masked = _mask(tokenizer, batch["input_ids"], generator, p)
+    masked = mask_batch(tokenizer, batch["input_ids"], generator, p)
     return {**batch, "input_ids": masked.input_ids, "labels": masked.labels}
 
 
@@ -155,7 +156,7 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
 
     def masked_blocks():
         for idx in batches(len(train_blocks), cfg.batch_size, seed=cfg.seed):
-            m = _mask(tokenizer, train_blocks[idx], g, mlm_probability)
+            m = mask_batch(tokenizer, train_blocks[idx], g, mlm_probability)
             yield m.input_ids, m.labels
 
     def evaluate(m):

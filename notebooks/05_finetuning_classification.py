@@ -459,8 +459,9 @@ print(f"fewest labels: pretraining adds {100 * ner_gain:+.1f} entity-F1 points t
 #    tests exactly this on test reviews that use such corpus-only words. When we diagnosed
 #    this at `cpu` scale, a model pretrained for fewer steps than today's setting was no
 #    better on them than the model trained from scratch; after today's longer pretraining,
-#    and with all 2,000 labels, it was clearly better on them: longer pretraining taught the
-#    polarity. With 32 or 128 labels, though, the handicap of point 2 still wins.
+#    and with all 2,000 labels, it was clearly better on them. With 32 or 128 labels, though,
+#    the handicap of point 2 still wins — and the fourth measurement below shows that the
+#    pretrained model's own predictions ignore polarity.
 #
 # The cell below measures points 1 and 2 for this run: the bag-of-words baseline with the same
 # labelled examples as the grid (and with every labelled review), and how evenly `[CLS]`
@@ -560,7 +561,7 @@ print(f"mean difference: {np.mean(gaps):+.2f}  (0: the context's polarity does n
 
 # %% [markdown]
 # When we ran this with the `cpu` build (3,500 pretraining steps), the differences were +0.02,
-# 0.00 and −0.02: the model knows an opinion word goes in the blank, but not which polarity.
+# 0.00 and −0.02: the polarity of the context did not move the prediction.
 # Masked LM could have taught it — every opinion clause of a review agrees with the others
 # unless "not" or "but" intervenes — yet the mini-BERT never picked it up. A toy experiment
 # (`scripts/polarity_toy.py`, about 3 minutes) shows one obstacle. On reviews of the single form
@@ -570,10 +571,9 @@ print(f"mean difference: {np.mean(gaps):+.2f}  (0: the context's polarity does n
 # were packed several to a 64-token block, as the lab's pretraining does (0.00 each);
 # `transformers`' own `BertForMaskedLM` on one review per sequence learned it with two seeds of
 # three. A likely reason: with a whole block to attend to, the blank at first averages over many reviews of both
-# polarities, and the faint signal never grows. On the real corpus, one document per sequence
-# was not enough: pretrained that way at `cpu` scale, the model still scored contexts like these
-# alike (differences of at most 0.12) — there opinion words are a small share of the text, and
-# "not" and "but" blur their agreement.
+# polarities, and the faint signal never grows. On the real corpus opinion words are a small
+# share of the text, and "not" and "but" blur their agreement, so the toy's remedy is a lead to
+# test, not a fix.
 
 # %% [markdown]
 # **An open question for you.** What would have to change for pretraining to help TinyWorld

@@ -16,12 +16,11 @@ import argparse
 import random
 
 import torch
-import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
 from labkit.data.sentiment import opinion_words
 from labkit.finetune import pad
-from labkit.pretrain import _mask, pack_blocks
+from labkit.pretrain import mask_batch, pack_blocks
 from labkit.tokenization import train_tokenizer
 from labkit.training import TrainConfig, batches, fit, seed_everything
 from labkit.transformer import MaskedLM, TransformerConfig
@@ -58,7 +57,7 @@ def train(kind: str, packed: bool, seed: int, docs: list[str], tokenizer, steps:
 
         def stream():
             for idx in batches(len(blocks), 64, seed=seed):
-                m = _mask(tokenizer, blocks[idx], g, 0.15)
+                m = mask_batch(tokenizer, blocks[idx], g, 0.15)
                 yield m.input_ids, torch.ones_like(m.input_ids), m.labels
     else:
         ids = tokenizer(docs)["input_ids"]  # one [CLS] review [SEP] per sequence
@@ -66,15 +65,11 @@ def train(kind: str, packed: bool, seed: int, docs: list[str], tokenizer, steps:
         def stream():
             for idx in batches(len(ids), 64, seed=seed):
                 x, mask = pad([ids[i] for i in idx], tokenizer.pad_token_id)
-                m = _mask(tokenizer, x, g, 0.15)
+                m = mask_batch(tokenizer, x, g, 0.15)
                 yield m.input_ids, mask, m.labels
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch):  # both models take the same arguments and return .loss
         x, mask, y = batch
-        if kind == "labkit":
-            h = model.encoder(x, mask).last_hidden_state  # (B, T, C)
-            chosen = y != -100
-            return F.cross_entropy(model.head(h[chosen]).float(), y[chosen])
         return model(input_ids=x, attention_mask=mask, labels=y).loss
 
     fit(model, stream(), loss_fn, TrainConfig(steps=steps, batch_size=64, lr=3e-3, seed=seed, eval_every=10**9,
@@ -97,19 +92,23 @@ def separation(model, tokenizer) -> float:
     return sum(score(good) - score(bad) for good, bad in PROBES) / len(PROBES)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[float]:
+    """Print one row per (model, layout, seed); return the separations in that order."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    separations = []
     docs = toy_reviews(20_000)
     tokenizer = train_tokenizer(docs, vocab_size=500, model_max_length=128)
     print(f"{'model':>12} {'sequences':>22} {'seed':>4} {'separation':>10}")
     for kind, packed in (("labkit", False), ("labkit", True), ("transformers", False)):
         for seed in range(args.seeds):
             sep = separation(train(kind, packed, seed, docs, tokenizer, args.steps), tokenizer)
+            separations.append(sep)
             layout = "packed 64-token blocks" if packed else "one review each"
             print(f"{kind:>12} {layout:>22} {seed:>4} {sep:>+10.2f}", flush=True)
+    return separations
 
 
 if __name__ == "__main__":
