@@ -3,6 +3,8 @@ import importlib.util
 import math
 from pathlib import Path
 
+import torch
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -30,3 +32,31 @@ def test_toy_reviews_pair_words_of_one_polarity():
         words = review.rstrip(".").replace(",", "").split()
         first, second = words[3], words[5]
         assert (first in positive) == (second in positive), review
+
+
+def test_embedding_polarity_sees_a_planted_polarity_direction(ci_build):
+    diag = _load("sentiment_diagnostics")
+    from labkit.data.sentiment import opinion_words
+    from labkit.folders import load_model
+
+    torch.manual_seed(0)
+    model, tokenizer = load_model(ci_build / "fill-mask")
+    table = model.encoder.embeddings.token.weight
+    direction = torch.randn(table.shape[1])
+    with torch.no_grad():
+        for polarity, sign in (("positive", 1.0), ("negative", -1.0)):
+            for word in opinion_words(polarity, False) + opinion_words(polarity, True):
+                i = tokenizer.convert_tokens_to_ids(word)
+                table[i] = sign * direction + 0.1 * torch.randn_like(direction)
+    assert diag.embedding_polarity(model, tokenizer) == 1.0
+    with torch.no_grad():  # random embeddings carry no polarity
+        table.copy_(torch.randn_like(table))
+    assert diag.embedding_polarity(model, tokenizer) < 0.9
+
+
+def test_sentiment_diagnostics_runs(ci_build, capsys):
+    diag = _load("sentiment_diagnostics")
+    result = diag.main(["--scale", "ci", "--model", str(ci_build / "fill-mask"), "--steps", "3"])
+    assert set(result) == {"embedding_polarity", "rating_readout"}
+    assert all(0.0 <= v <= 1.0 for v in result.values())
+    assert "leave-one-out" in capsys.readouterr().out

@@ -1,0 +1,106 @@
+"""Two measurements on why pretraining does not (yet) help TinyWorld sentiment.
+
+1. **Word level.** Do the pretrained input embeddings separate positive from negative opinion
+   words? Leave-one-out nearest centroid over the 36 opinion words (cosine similarity):
+   1.0 = every word lands nearer its own polarity's centroid, about 0.5 = no polarity.
+2. **Capacity.** Can the same architecture read a review's polarity through its masked-LM
+   head at all? A fresh model is trained on one target only: the blank of
+   "Rated [MASK] out of 5. <review>", where the rating is 4 or 5 for the labelled positive
+   training reviews and 1 or 2 for the negative ones. Its test score says whether the
+   masked-LM head *can* carry sentiment when nothing else competes for the gradient.
+
+    python scripts/sentiment_diagnostics.py --model artifacts/cpu/fill-mask   # about 1 minute
+"""
+from __future__ import annotations
+
+import argparse
+import random
+from dataclasses import replace
+
+import torch
+
+from labkit.build import SCALES, default_output_dir
+from labkit.data import load_task
+from labkit.data.sentiment import opinion_words
+from labkit.finetune import pad
+from labkit.folders import load_model
+from labkit.training import TrainConfig, batches, fit, seed_everything
+from labkit.transformer import MaskedLM
+
+PROMPT = "Rated [MASK] out of 5. {}"
+HIGH, LOW = ("4", "5"), ("1", "2")
+
+
+def embedding_polarity(model: MaskedLM, tokenizer) -> float:
+    """Leave-one-out nearest-centroid accuracy of the opinion words' input embeddings."""
+    words = [(w, 1) for w in opinion_words("positive", False) + opinion_words("positive", True)]
+    words += [(w, 0) for w in opinion_words("negative", False) + opinion_words("negative", True)]
+    ids = tokenizer.convert_tokens_to_ids([w for w, _ in words])
+    kept = [(i, y) for i, (_, y) in zip(ids, words) if i != tokenizer.unk_token_id]  # whole-word pieces only
+    if len({y for _, y in kept}) < 2 or min(sum(y == c for _, y in kept) for c in (0, 1)) < 2:
+        raise ValueError("the tokenizer keeps too few opinion words whole to compare the two polarities")
+    table = model.encoder.embeddings.token.weight.detach().float()  # (V, C)
+    x = torch.nn.functional.normalize(table[[i for i, _ in kept]], dim=-1)  # (W, C)
+    y = torch.tensor([label for _, label in kept])  # (W,)
+    right = 0
+    for j in range(len(kept)):
+        others = torch.arange(len(kept)) != j
+        centroids = torch.stack([x[others & (y == c)].mean(0) for c in (0, 1)])  # (2, C)
+        right += int((centroids @ x[j]).argmax().item() == y[j].item())
+    return right / len(kept)
+
+
+def rating_readout(tokenizer, data, scale: str = "cpu", steps: int = 300, seed: int = 0) -> float:
+    """Train a fresh MaskedLM on the rating blank only; return its test accuracy (4/5 vs 1/2)."""
+    digits = tokenizer.convert_tokens_to_ids(list(HIGH + LOW))
+    if tokenizer.unk_token_id in digits:
+        raise ValueError("the tokenizer has no single pieces for the digits 1, 2, 4 and 5")
+    rng = random.Random(seed)
+    train = data["train"]
+    texts = [PROMPT.format(t) for t in train["text"]]
+    targets = [rng.choice(HIGH if y else LOW) for y in train["label"]]
+    ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
+    target_ids = tokenizer.convert_tokens_to_ids(targets)
+    seed_everything(seed)
+    model = MaskedLM(replace(SCALES[scale].model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id))
+
+    def stream():
+        for idx in batches(len(ids), 64, seed=seed):
+            x, mask = pad([ids[i] for i in idx], tokenizer.pad_token_id)  # (B, T)
+            labels = torch.full_like(x, -100)
+            labels[x == tokenizer.mask_token_id] = torch.tensor([target_ids[i] for i in idx])  # one blank per row
+            yield x, mask, labels
+
+    fit(model, stream(), lambda m, b: m(input_ids=b[0], attention_mask=b[1], labels=b[2]).loss,
+        TrainConfig(steps=steps, batch_size=64, lr=3e-3, seed=seed, eval_every=10**9, progress=False, device="cpu"))
+    model.eval()
+    high, low = digits[:2], digits[2:]
+    right = 0
+    with torch.no_grad():
+        for text, label in zip(data["test"]["text"], data["test"]["label"]):
+            b = tokenizer([PROMPT.format(text)], return_tensors="pt", truncation=True, max_length=128)
+            logits = model(b["input_ids"], b["attention_mask"]).logits[0]  # (T, V)
+            blank = logits[b["input_ids"][0] == tokenizer.mask_token_id][0]  # (V,)
+            right += int((blank[high].logsumexp(0) > blank[low].logsumexp(0)).item() == bool(label))
+    return right / len(data["test"])
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", default="cpu", choices=sorted(SCALES), help="data size and model shape")
+    parser.add_argument("--model", default=None, help="a fill-mask folder (default: the scale's build)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of the rating read-out")
+    args = parser.parse_args(argv)
+    folder = args.model or default_output_dir(args.scale) / "fill-mask"
+    model, tokenizer = load_model(folder)
+    data = load_task("sentiment", size=args.scale)
+    result = {"embedding_polarity": embedding_polarity(model, tokenizer),
+              "rating_readout": rating_readout(tokenizer, data, args.scale, args.steps)}
+    print(f"opinion-word embeddings, leave-one-out polarity accuracy: {result['embedding_polarity']:.3f} (0.5 = none)")
+    print(f"masked-LM head trained on the rating blank only ({args.steps} steps), test accuracy: "
+          f"{result['rating_readout']:.3f}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
