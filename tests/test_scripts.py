@@ -3,6 +3,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -60,3 +61,29 @@ def test_sentiment_diagnostics_runs(ci_build, capsys):
     assert set(result) == {"embedding_polarity", "rating_readout"}
     assert all(0.0 <= v <= 1.0 for v in result.values())
     assert "leave-one-out" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_rating_readout_learns_review_polarity(ci_build):
+    """Chapter 05's claim: trained on the rating blank alone, the masked-LM head reads polarity (about a minute)."""
+    diag = _load("sentiment_diagnostics")
+    from labkit.data import load_task
+    from labkit.folders import load_model
+
+    _, tokenizer = load_model(ci_build / "fill-mask")
+    assert diag.rating_readout(tokenizer, load_task("sentiment", size="cpu"), "ci", steps=300) > 0.9
+
+
+def test_sentiment_diagnostics_reject_a_tokenizer_without_the_words():
+    diag = _load("sentiment_diagnostics")
+    from labkit.data import load_task
+    from labkit.tokenization import train_tokenizer
+    from labkit.transformer import MaskedLM, TransformerConfig
+
+    tokenizer = train_tokenizer(["the cat sat on the mat"] * 5, vocab_size=40, min_frequency=1)
+    model = MaskedLM(TransformerConfig(vocab_size=len(tokenizer), d_model=16, n_layers=1, n_heads=2, d_ff=32,
+                                       max_position=32))
+    with pytest.raises(ValueError, match="opinion words"):
+        diag.embedding_polarity(model, tokenizer)
+    with pytest.raises(ValueError, match="digits"):
+        diag.rating_readout(tokenizer, load_task("sentiment", size="ci"), "ci", steps=1)
