@@ -20,13 +20,14 @@ bounded queue (:data:`CONCURRENCY_LIMIT`).
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -72,13 +73,26 @@ ARCHITECTURE_TAB = {
 
 @dataclass
 class LoadedModel:
-    """A labkit model (eval mode, on DEVICE) with its tokenizer and where it came from."""
+    """A labkit model (eval mode, on DEVICE) with its tokenizer and where it came from.
+
+    Each serving thread gets its own copy of the tokenizer. A fast tokenizer keeps its
+    padding and truncation settings in state that every call rewrites, so two handlers
+    encoding at once could each run with the other's settings (an unpadded batch fails).
+    """
 
     name: str
     folder: Path
     model: nn.Module
-    tokenizer: PreTrainedTokenizerBase
     max_position: int  # longest input (tokens) the position table covers
+    shared_tokenizer: PreTrainedTokenizerBase = field(repr=False)  # only ever copied, never called
+    _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """This thread's copy of the tokenizer."""
+        if not hasattr(self._local, "tokenizer"):
+            self._local.tokenizer = copy.deepcopy(self.shared_tokenizer)
+        return self._local.tokenizer
 
 
 class ModelStore:
@@ -153,8 +167,8 @@ class ModelStore:
                     if bars:
                         hf_logging.enable_progress_bar()
                 model = model.to(DEVICE).eval()
-                self._loaded[key] = LoadedModel(name or key.name, Path(folder), model, tokenizer,
-                                                model.config.max_position)
+                self._loaded[key] = LoadedModel(name or key.name, Path(folder), model, model.config.max_position,
+                                                shared_tokenizer=tokenizer)
             return self._loaded[key]
 
     def load_all(self) -> None:

@@ -6,6 +6,7 @@ import math
 import os
 import re
 import shutil
+import threading
 
 import gradio as gr
 import pytest
@@ -291,3 +292,37 @@ def test_demo_builds_missing_models(apps, ci_build, tmp_path, monkeypatch):
     assert calls == [("ci", tmp_path / "ci")]
     labkit.serve.serve(scale="ci", log=lambda *_: None)  # built now: not again
     assert len(calls) == 1
+
+
+def test_each_serving_thread_encodes_with_its_own_tokenizer(apps):
+    """A fast tokenizer's padding settings are shared state: two threads on one copy can get an
+    unpadded batch. Each thread gets a copy; within a thread the copy is reused."""
+    m = apps.common.MODELS.get("classification", "sentiment")
+    mine = m.tokenizer
+    assert m.tokenizer is mine and mine is not m.shared_tokenizer
+    other = []
+    worker = threading.Thread(target=lambda: other.append(m.tokenizer))
+    worker.start()
+    worker.join()
+    assert other[0] is not mine and other[0].get_vocab() == mine.get_vocab()
+    errors = []
+
+    def padded():
+        for _ in range(2000):
+            try:
+                m.tokenizer(["The screen is excellent and the battery is fine.", "Bad."], padding=True,
+                            truncation=True, max_length=64, return_tensors="pt")
+            except ValueError as err:  # an unpadded batch cannot become a tensor
+                errors.append(err)
+                return
+
+    def plain():
+        for _ in range(2000):
+            m.tokenizer("The screen is excellent.", verbose=False)
+
+    threads = [threading.Thread(target=padded), threading.Thread(target=plain)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
