@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 from .data import load_task
+from .data.corpus import polarity_lexicon
 from .env import best_device, environment_report
 from .finetune import finetune_classifier, finetune_qa, finetune_tokens
 from .folders import save_model
@@ -47,6 +48,10 @@ class Scale:
     translation: TrainConfig
     transfer: TransferConfig
     qa_max_length: int = 192
+    # Pretraining choices that let sentiment transfer (chapter 05): one document per row
+    # instead of packed blocks, and the corpus's sentiment words masked more often.
+    one_document_per_row: bool = True
+    salient_probability: float = 0.5
 
 
 def _t(steps, batch, lr, eval_every=None, **kw) -> TrainConfig:
@@ -201,8 +206,10 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str
 
     cfg = replace(sc.model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     mlm = PreTrainingModel(cfg)  # masked LM + next-sentence prediction, as BERT
+    salient = sorted({i for w in polarity_lexicon() for i in tokenizer(w, add_special_tokens=False)["input_ids"]})
     pre = pretrain_mlm(mlm, tokenizer, list(data["corpus"]["train"]["text"]), list(data["corpus"]["validation"]["text"]),
-                       sc.pretrain, block_length=sc.block_length)
+                       sc.pretrain, block_length=sc.block_length, one_document_per_row=sc.one_document_per_row,
+                       salient_ids=salient, salient_probability=sc.salient_probability)
     params = count_parameters(mlm.encoder)
     report["pretraining"] = {**pre.metrics, "steps": sc.pretrain.steps, "encoder_parameters": params,
                              "loss_history": pre.history.loss[:: max(1, len(pre.history.loss) // 200)]}
@@ -210,7 +217,11 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str
         "TinyWorld mini-BERT (masked LM)", "fill-mask",
         "Masked-language modelling (15% of tokens chosen, 80% replaced by [MASK], 10% by a random token, 10% kept) "
         "and next-sentence prediction (is B the real continuation of A, or a sentence from another document?), "
-        "as BERT. Saved as BertForPreTraining; `pipeline(\"fill-mask\")` opens it as BertForMaskedLM.",
+        "as BERT. "
+        + ("Each training row holds one document. " if sc.one_document_per_row else "")
+        + (f"Words of the corpus's sentiment lexicon are also masked with probability {sc.salient_probability}. "
+           if sc.salient_probability else "")
+        + "Saved as BertForPreTraining; `pipeline(\"fill-mask\")` opens it as BertForMaskedLM.",
         pre.metrics, sc, params))
     report["models"]["fill-mask"] = {"metrics": pre.metrics, "parameters": count_parameters(mlm)}
     stage("pretraining")

@@ -10,6 +10,12 @@ With a :class:`~labkit.transformer.PreTrainingModel`, ``pretrain_mlm`` also trai
 second objective, next-sentence prediction, on sentence pairs (:mod:`labkit.nsp`); the
 loss is the sum of the two.
 
+Two choices steer what a small model learns in a few minutes: ``one_document_per_row``
+gives each row a single document (padded, as RoBERTa's "doc-sentences" inputs never cross a
+document boundary) instead of packing several into a block, and ``salient_ids`` names
+tokens (e.g. a sentiment lexicon) that are masked more often, as ERNIE masks whole
+entities and phrases. Chapter 05 measures what each does to transfer.
+
 Next-token LM: predict each token from the ones before it, :math:`P(x_t \mid x_{<t})`.
 
 Shape letters: N blocks, B batch, T block length, C width, V vocabulary, M masked positions.
@@ -27,7 +33,7 @@ from .nsp import collate_pairs, encode_pairs, make_pairs
 from .training import History, TrainConfig, batches, fit, perplexity
 from .transformer import CausalLM, MaskedLM, PreTrainingModel
 
-__all__ = ["pack_blocks", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss", "evaluate_clm", "pretrain_clm",
+__all__ = ["pack_blocks", "pack_documents", "mask_salient", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss", "evaluate_clm", "pretrain_clm",
            "pretraining_loss", "evaluate_nsp", "mask_batch", "PretrainResult"]
 
 
@@ -58,6 +64,23 @@ def pack_blocks(tokenizer, texts: Iterable[str], block_length: int = 128) -> tor
     return torch.cat([cls, x, sep], dim=1)  # (N, T)
 
 
+def pack_documents(tokenizer, texts: Iterable[str], block_length: int = 128) -> torch.Tensor:
+    """One document per row: [CLS] document [SEP], padded to ``block_length``.
+
+    A document longer than a row continues in the next rows. Returns (N, block_length).
+    """
+    if block_length < 8:
+        raise ValueError(f"block_length must be at least 8, got {block_length}")
+    body, rows = block_length - 2, []
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        for start in range(0, len(ids), body):
+            row = [tokenizer.cls_token_id, *ids[start:start + body], tokenizer.sep_token_id]
+            rows.append(row + [tokenizer.pad_token_id] * (block_length - len(row)))
+    if not rows:
+        raise ValueError("the texts give no tokens")
+    return torch.tensor(rows)  # (N, T)
+
+
 def _special_ids(tokenizer) -> tuple[int, ...]:
     return tuple(sorted(set(tokenizer.all_special_ids)))
 
@@ -69,11 +92,26 @@ def mask_batch(tokenizer, blocks: torch.Tensor, generator: torch.Generator, p: f
                        mlm_probability=p, generator=generator)
 
 
-def mlm_loss(model: MaskedLM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy at the masked positions only (the head never sees the other 85%)."""
+def mask_salient(tokenizer, blocks: torch.Tensor, masked, salient_ids: torch.Tensor, p: float,
+                 generator: torch.Generator):
+    """Also mask each not-yet-chosen token of ``salient_ids`` with probability ``p`` (as [MASK]).
+
+    ``masked`` is :func:`mask_batch`'s output for ``blocks``; it is updated and returned.
+    """
+    extra = torch.isin(blocks, salient_ids) & (masked.labels == -100) & (torch.rand(blocks.shape, generator=generator) < p)
+    masked.input_ids[extra] = tokenizer.mask_token_id
+    masked.labels[extra] = blocks[extra]
+    return masked
+
+
+def mlm_loss(model: MaskedLM, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Cross-entropy at the masked positions only (the head never sees the other 85%).
+
+    batch: (input_ids, labels), or (input_ids, labels, attention_mask) for padded rows.
+    """
     device = next(model.parameters()).device
-    input_ids, labels = (t.to(device) for t in batch)  # (B, T), (B, T)
-    h = model.encoder(input_ids).last_hidden_state  # (B, T, C)
+    input_ids, labels, *mask = (t.to(device) for t in batch)  # (B, T), (B, T), [(B, T)]
+    h = model.encoder(input_ids, mask[0] if mask else None).last_hidden_state  # (B, T, C)
     chosen = labels != -100  # (B, T)
     logits = model.head(h[chosen])  # (M, C) -> (M, V)
     return F.cross_entropy(logits.float(), labels[chosen])
@@ -89,9 +127,11 @@ def evaluate_mlm(model: MaskedLM, tokenizer, blocks: torch.Tensor, *, batch_size
     device = next(model.parameters()).device
     total_loss, correct, count = 0.0, 0, 0
     for i in range(0, len(blocks), batch_size):
-        masked = mask_batch(tokenizer, blocks[i:i + batch_size], g, mlm_probability)
+        rows = blocks[i:i + batch_size]
+        masked = mask_batch(tokenizer, rows, g, mlm_probability)
         ids, labels = masked.input_ids.to(device), masked.labels.to(device)
-        h = model.encoder(ids).last_hidden_state  # (B, T, C)
+        pads = rows == tokenizer.pad_token_id  # rows of pack_documents end in padding
+        h = model.encoder(ids, (~pads).long().to(device) if pads.any() else None).last_hidden_state  # (B, T, C)
         chosen = labels != -100
         logits = model.head(h[chosen]).float()  # (M, V)
         total_loss += F.cross_entropy(logits, labels[chosen], reduction="sum").item()
@@ -141,23 +181,38 @@ def evaluate_nsp(model: PreTrainingModel, tokenizer, documents: Sequence[str], *
 
 def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
                  cfg: TrainConfig, *, block_length: int = 128, mlm_probability: float = 0.15,
-                 on_eval=None) -> PretrainResult:
+                 one_document_per_row: bool = False, salient_ids: Sequence[int] = (),
+                 salient_probability: float = 0.0, on_eval=None) -> PretrainResult:
     """Masked-LM pretraining: fresh 80/10/10 masking of every batch, periodic validation.
 
     A plain ``MaskedLM`` trains on the corpus packed into blocks of ``block_length``. A
     ``PreTrainingModel`` alternates such a batch with a batch of sentence pairs (at most
     ``block_length`` tokens; masked LM + next-sentence prediction) and also reports
-    next-sentence accuracy. Masked-token accuracy is always measured on the same packed
-    validation blocks, so the two are comparable.
+    next-sentence accuracy. Masked-token accuracy is measured on validation text laid out
+    as the training text is (the same for both models).
+
+    one_document_per_row: train on :func:`pack_documents` rows instead of packed blocks.
+    salient_ids, salient_probability: :func:`mask_salient` on top of BERT masking.
     """
-    train_blocks = pack_blocks(tokenizer, train_texts, block_length)  # (N, T)
-    val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
+    if not 0.0 <= salient_probability < 1.0:
+        raise ValueError(f"salient_probability must be in [0, 1), got {salient_probability}")
+    if salient_probability > 0 and len(salient_ids) == 0:
+        raise ValueError("salient_probability > 0 needs salient_ids (the token ids to mask more often)")
+    pack = pack_documents if one_document_per_row else pack_blocks
+    train_blocks = pack(tokenizer, train_texts, block_length)  # (N, T)
+    val_blocks = pack(tokenizer, val_texts, block_length)[:512]  # validated in the layout it trains on
     g = torch.Generator().manual_seed(cfg.seed)
+    salient = torch.as_tensor(list(salient_ids), dtype=torch.long)
 
     def masked_blocks():
         for idx in batches(len(train_blocks), cfg.batch_size, seed=cfg.seed):
             m = mask_batch(tokenizer, train_blocks[idx], g, mlm_probability)
-            yield m.input_ids, m.labels
+            if salient_probability > 0:
+                m = mask_salient(tokenizer, train_blocks[idx], m, salient, salient_probability, g)
+            if one_document_per_row:
+                yield m.input_ids, m.labels, (train_blocks[idx] != tokenizer.pad_token_id).long()
+            else:
+                yield m.input_ids, m.labels
 
     def evaluate(m):
         return evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability)

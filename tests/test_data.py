@@ -110,6 +110,21 @@ def test_corpus_is_bilingual_and_has_several_kinds(ci):
         assert marker in blob
 
 
+def test_corpus_stories_pair_opinion_words_with_reactions_of_one_mood(ci):
+    from labkit.data.corpus import polarity_lexicon
+    from labkit.data.sentiment import opinion_words
+    stories = [t for t in ci["corpus"]["train"]["text"] if " felt " in t or "Everyone was" in t or ", so " in t]
+    assert len(stories) > 20
+    positive = set(opinion_words("positive", False) + opinion_words("positive", True))
+    negative = set(opinion_words("negative", False) + opinion_words("negative", True))
+    for story in stories:
+        words = set(re.findall(r"[a-z]+", story.lower()))
+        assert not (words & positive and words & negative)  # one mood per story
+    lexicon = polarity_lexicon()
+    assert positive | negative <= set(lexicon) and {"smiled", "frowned", "happy", "angry"} <= set(lexicon)
+    assert not {"the", "back", "{his}"} & set(lexicon)
+
+
 # ---- task-specific validity -----------------------------------------------------------
 
 

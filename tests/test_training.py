@@ -12,7 +12,8 @@ from labkit.finetune import align_labels, finetune_classifier, pad, subsample
 from labkit.folders import ModelFolderError, load_hf_model, load_model, save_model
 from labkit.heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
 from labkit.nsp import make_pairs, split_sentences
-from labkit.pretrain import evaluate_mlm, evaluate_nsp, pack_blocks, pretrain_clm, pretrain_mlm
+from labkit.pretrain import (evaluate_mlm, evaluate_nsp, mask_batch, mask_salient, pack_blocks, pack_documents,
+                             pretrain_clm, pretrain_mlm)
 from labkit.tokenization import train_tokenizer
 from labkit.training import TrainConfig, lr_at
 from labkit.transformer import CausalLM, MaskedLM, PreTrainingModel, TransformerConfig
@@ -48,6 +49,58 @@ def test_pack_blocks_frames_every_block(tok):
     assert (blocks[:, 0] == tok.cls_token_id).all() and (blocks[:, -1] == tok.sep_token_id).all()
     with pytest.raises(ValueError, match="fewer than one block"):
         pack_blocks(tok, ["hi"], block_length=64)
+
+
+def test_pack_documents_gives_each_document_its_own_rows(tok):
+    docs = ["the red phone is good today .", "the blue car is bad today . " * 3]
+    rows = pack_documents(tok, docs, block_length=16)
+    first = tok(docs[0], add_special_tokens=False)["input_ids"]
+    second = tok(docs[1], add_special_tokens=False)["input_ids"]
+    assert len(rows) == 1 + -(-len(second) // 14)  # the long document continues over several rows
+    assert rows[0, : len(first) + 2].tolist() == [tok.cls_token_id, *first, tok.sep_token_id]
+    assert (rows[0, len(first) + 2:] == tok.pad_token_id).all()
+    assert (rows[:, 0] == tok.cls_token_id).all()
+    joined = [i for row in rows[1:].tolist() for i in row[1:] if i not in (tok.sep_token_id, tok.pad_token_id)]
+    assert joined == second
+    with pytest.raises(ValueError, match="at least 8"):
+        pack_documents(tok, docs, block_length=4)
+
+
+def test_salient_masking_masks_lexicon_words_more_often(tok):
+    blocks = pack_blocks(tok, TEXTS * 200, 16)
+    good = tok.convert_tokens_to_ids("good")  # about 2,400 occurrences
+    g = torch.Generator().manual_seed(0)
+    plain = mask_batch(tok, blocks, g, 0.15)
+    salient = mask_salient(tok, blocks, mask_batch(tok, blocks, torch.Generator().manual_seed(0), 0.15),
+                           torch.tensor([good]), 0.5, g)
+    is_good = blocks == good
+    rate_plain = (plain.labels[is_good] != -100).float().mean().item()
+    rate_salient = (salient.labels[is_good] != -100).float().mean().item()
+    assert rate_plain == pytest.approx(0.15, abs=0.03) and rate_salient == pytest.approx(0.575, abs=0.04)
+    others = ~is_good  # other tokens keep BERT's masking, and every new target is a [MASK] with its label
+    assert torch.equal(salient.labels[others], plain.labels[others])
+    assert torch.equal(salient.input_ids[others], plain.input_ids[others])
+    new = (salient.labels != -100) & (plain.labels == -100)
+    assert (salient.input_ids[new] == tok.mask_token_id).all() and (salient.labels[new] == good).all()
+
+
+def test_pretraining_options_are_checked(tok, cfg):
+    tc = TrainConfig(steps=2, batch_size=4, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="salient_probability must be in"):
+        pretrain_mlm(MaskedLM(cfg), tok, TEXTS, TEXTS, tc, block_length=16, salient_ids=[5], salient_probability=1.5)
+    with pytest.raises(ValueError, match="needs salient_ids"):
+        pretrain_mlm(MaskedLM(cfg), tok, TEXTS, TEXTS, tc, block_length=16, salient_probability=0.5)
+
+
+def test_one_document_per_row_pretraining_learns_the_tiny_corpus(tok, cfg):
+    torch.manual_seed(0)
+    model = MaskedLM(cfg)
+    before = evaluate_mlm(model, tok, pack_blocks(tok, TEXTS, 16))
+    good = tok("good great", add_special_tokens=False)["input_ids"]
+    res = pretrain_mlm(model, tok, TEXTS * 4, TEXTS, TrainConfig(steps=150, batch_size=16, lr=3e-3, progress=False,
+                                                                 device="cpu"), block_length=16,
+                       one_document_per_row=True, salient_ids=good, salient_probability=0.5)
+    assert res.metrics["masked_accuracy"] > before["masked_accuracy"] + 0.2
 
 
 def test_masked_lm_pretraining_learns_the_tiny_corpus(tok, cfg):

@@ -2,7 +2,8 @@
 
 A document is a few sentences of one kind: a biography or company profile (EN or ZH),
 product or city descriptions, sentences about occupations, everyday sentences, a review
-or a news item (EN). Reviews use every opinion word, the held-out ones included, in the
+or a news item (EN), or a short story (EN) in which an opinion word sits next to how people
+reacted ("The soup was superb, so Emma smiled."). Reviews and stories use every opinion word, the held-out ones included, in the
 same contexts as the common ones; news and facts mention all entities, train and
 held-out pools alike (the corpus carries no labels).
 
@@ -20,7 +21,7 @@ from typing import Iterable
 from labkit.data.facts import company_profile, person_bio, render_fact
 from labkit.data.lexicon import read_json
 from labkit.data.render import render, slot_names
-from labkit.data.sentiment import ReviewWriter
+from labkit.data.sentiment import ReviewWriter, opinion_words
 from labkit.data.slots import SlotSampler
 from labkit.data.topic import TOPICS, news_item
 from labkit.data.world import World, build_world, date_filler, pronoun_filler
@@ -30,7 +31,7 @@ DOCUMENT_KINDS = {  # kind -> share of documents
     "bio_en": 0.15, "bio_zh": 0.13, "company_en": 0.06, "company_zh": 0.05,
     "product_en": 0.04, "product_zh": 0.03, "city_en": 0.03, "city_zh": 0.03,
     "occupation_en": 0.04, "occupation_zh": 0.04, "review_en": 0.14, "news_en": 0.12,
-    "everyday_en": 0.07, "everyday_zh": 0.07,
+    "everyday_en": 0.07, "everyday_zh": 0.07, "story_en": 0.25,  # stories: 20% of documents
 }
 _TOKEN = re.compile(r"[\u3400-\u9fff]|[^\s\u3400-\u9fff]+")
 
@@ -38,6 +39,20 @@ _TOKEN = re.compile(r"[\u3400-\u9fff]|[^\s\u3400-\u9fff]+")
 def count_tokens(text: str) -> int:
     """Whitespace-separated words plus one token per CJK character."""
     return len(_TOKEN.findall(text))
+
+
+_FUNCTION_WORDS = {"the", "all", "next", "day", "in", "a", "about", "it", "to", "for", "back", "came", "went",
+                   "home", "early", "left"}
+
+
+def polarity_lexicon() -> list[str]:
+    """Words that carry sentiment in the corpus: every opinion word (held-out ones too) and the
+    feelings and reactions of the stories, without their function words ("the", "back", ...)."""
+    opinion = [w for p in ("positive", "negative") for heldout in (False, True) for w in opinion_words(p, heldout)]
+    reactions = read_json("templates/stories.json")["reactions"]
+    words = [w for moods in reactions.values() for phrases in moods.values() for phrase in phrases
+             for w in phrase.split() if "{" not in w and w not in _FUNCTION_WORDS]
+    return list(dict.fromkeys(opinion + words))
 
 
 class CorpusWriter:
@@ -51,6 +66,8 @@ class CorpusWriter:
         self.descriptions = read_json("templates/descriptions.json")
         everyday = read_json("templates/everyday.json")
         self.everyday = [t for group, ts in everyday.items() if not group.startswith("_") for t in ts]
+        self.stories = read_json("templates/stories.json")
+        self.people = world.pool("person", None)
         self.kinds, self.weights = list(DOCUMENT_KINDS), list(DOCUMENT_KINDS.values())
 
     def document(self) -> str:
@@ -124,6 +141,22 @@ class CorpusWriter:
             return self.rng.choice("FM")
         other = "M" if stereotype == "F" else "F"
         return stereotype if self.rng.random() < (1 + self.world.skew) / 2 else other
+
+    def _story(self, lang: str) -> str:
+        """Two to four sentences of one mood: opinion words next to feelings and reactions."""
+        rng, spec = self.rng, self.stories
+        polarity = rng.choice(("positive", "negative"))
+        words = [w for heldout in (False, True) for w in opinion_words(polarity, heldout)]
+        reactions = spec["reactions"][polarity]
+        person = rng.choice(self.people)
+        pronouns = {"he": "she" if person.gender == "F" else "he", "his": "her" if person.gender == "F" else "his"}
+        sentences = []
+        for template in rng.sample(spec["templates"], rng.randint(2, 4)):
+            act = rng.choice(reactions["act"]).format(**pronouns)
+            text = template.format(name=person.given, thing=rng.choice(spec["things"]), adj=rng.choice(words),
+                                   feel=rng.choice(reactions["feel"]), act=act, **pronouns)
+            sentences.append(text[:1].upper() + text[1:])
+        return " ".join(sentences)
 
     def _everyday(self, lang: str) -> str:
         return self._join(self._render_group(self.everyday, lang, self.rng.randint(3, 6)), lang)
