@@ -48,10 +48,11 @@ class Scale:
     translation: TrainConfig
     transfer: TransferConfig
     qa_max_length: int = 192
-    # Pretraining choices that let sentiment transfer (chapter 05): one document per row
-    # instead of packed blocks, and the corpus's sentiment words masked more often.
-    one_document_per_row: bool = True
-    salient_probability: float = 0.5
+    # Pretraining options for the sentiment-transfer experiment (labkit.pretrain): one document
+    # per row instead of packed blocks, and the corpus's sentiment words masked more often.
+    # Off: with them on, one cpu build did not learn polarity (see the issue notes).
+    one_document_per_row: bool = False
+    salient_probability: float = 0.0
 
 
 def _t(steps, batch, lr, eval_every=None, **kw) -> TrainConfig:

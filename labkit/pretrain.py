@@ -14,7 +14,8 @@ Two choices steer what a small model learns in a few minutes: ``one_document_per
 gives each row a single document (padded, as RoBERTa's "doc-sentences" inputs never cross a
 document boundary) instead of packing several into a block, and ``salient_ids`` names
 tokens (e.g. a sentiment lexicon) that are masked more often, as ERNIE masks whole
-entities and phrases. Chapter 05 measures what each does to transfer.
+entities and phrases. Both are off in `labkit build`; they are options for experiments on
+sentiment transfer.
 
 Next-token LM: predict each token from the ones before it, :math:`P(x_t \mid x_{<t})`.
 

@@ -2,7 +2,7 @@
 
 A document is a few sentences of one kind: a biography or company profile (EN or ZH),
 product or city descriptions, sentences about occupations, everyday sentences, a review
-or a news item (EN), or a short story (EN) in which an opinion word sits next to how people
+or a news item (EN), or (with a non-zero weight in ``DOCUMENT_KINDS``) a short story (EN) in which an opinion word sits next to how people
 reacted ("The soup was superb, so Emma smiled."). Reviews and stories use every opinion word, the held-out ones included, in the
 same contexts as the common ones; news and facts mention all entities, train and
 held-out pools alike (the corpus carries no labels).
@@ -31,7 +31,10 @@ DOCUMENT_KINDS = {  # kind -> share of documents
     "bio_en": 0.15, "bio_zh": 0.13, "company_en": 0.06, "company_zh": 0.05,
     "product_en": 0.04, "product_zh": 0.03, "city_en": 0.03, "city_zh": 0.03,
     "occupation_en": 0.04, "occupation_zh": 0.04, "review_en": 0.14, "news_en": 0.12,
-    "everyday_en": 0.07, "everyday_zh": 0.07, "story_en": 0.25,  # stories: 20% of documents
+    "everyday_en": 0.07, "everyday_zh": 0.07,
+    # Stories are off by default; 0.25 makes them 20% of documents. A zero weight draws the same
+    # corpus as before stories existed. See chapter 05 and labkit.pretrain for the experiment.
+    "story_en": 0.0,
 }
 _TOKEN = re.compile(r"[\u3400-\u9fff]|[^\s\u3400-\u9fff]+")
 
