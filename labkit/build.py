@@ -48,9 +48,10 @@ class Scale:
     translation: TrainConfig
     transfer: TransferConfig
     qa_max_length: int = 192
-    # Pretraining options for the sentiment-transfer experiment (labkit.pretrain): one document
+    # Pretraining options for experiments on sentiment transfer (labkit.pretrain): one document
     # per row instead of packed blocks, and the corpus's sentiment words masked more often.
-    # Off: with them on, one cpu build did not learn polarity (see the issue notes).
+    # Off by default: with them on, whether the cpu model learns polarity within its steps
+    # varies from run to run.
     one_document_per_row: bool = False
     salient_probability: float = 0.0
 

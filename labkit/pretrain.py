@@ -10,12 +10,11 @@ With a :class:`~labkit.transformer.PreTrainingModel`, ``pretrain_mlm`` also trai
 second objective, next-sentence prediction, on sentence pairs (:mod:`labkit.nsp`); the
 loss is the sum of the two.
 
-Two choices steer what a small model learns in a few minutes: ``one_document_per_row``
-gives each row a single document (padded, as RoBERTa's "doc-sentences" inputs never cross a
-document boundary) instead of packing several into a block, and ``salient_ids`` names
-tokens (e.g. a sentiment lexicon) that are masked more often, as ERNIE masks whole
-entities and phrases. Both are off in `labkit build`; they are options for experiments on
-sentiment transfer.
+Two options change what the model is shown: ``one_document_per_row`` gives each row a
+single document (padded; RoBERTa's "doc-sentences" inputs likewise never cross a document
+boundary) instead of packing several into a block, and ``salient_ids`` names tokens (e.g. a
+sentiment lexicon) that are masked more often, as ERNIE masks whole entities and phrases.
+Both are off in ``labkit build``; they are there for experiments on sentiment transfer.
 
 Next-token LM: predict each token from the ones before it, :math:`P(x_t \mid x_{<t})`.
 
@@ -34,8 +33,8 @@ from .nsp import collate_pairs, encode_pairs, make_pairs
 from .training import History, TrainConfig, batches, fit, perplexity
 from .transformer import CausalLM, MaskedLM, PreTrainingModel
 
-__all__ = ["pack_blocks", "pack_documents", "mask_salient", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss", "evaluate_clm", "pretrain_clm",
-           "pretraining_loss", "evaluate_nsp", "mask_batch", "PretrainResult"]
+__all__ = ["pack_blocks", "pack_documents", "mask_salient", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss",
+           "evaluate_clm", "pretrain_clm", "pretraining_loss", "evaluate_nsp", "mask_batch", "PretrainResult"]
 
 
 @dataclass
@@ -82,6 +81,12 @@ def pack_documents(tokenizer, texts: Iterable[str], block_length: int = 128) -> 
     return torch.tensor(rows)  # (N, T)
 
 
+def _padding_mask(rows: torch.Tensor, pad_id: int) -> torch.Tensor | None:
+    """(B, T) attention mask for rows that contain padding (pack_documents), else None."""
+    pads = rows == pad_id
+    return (~pads).long() if pads.any() else None
+
+
 def _special_ids(tokenizer) -> tuple[int, ...]:
     return tuple(sorted(set(tokenizer.all_special_ids)))
 
@@ -99,7 +104,8 @@ def mask_salient(tokenizer, blocks: torch.Tensor, masked, salient_ids: torch.Ten
 
     ``masked`` is :func:`mask_batch`'s output for ``blocks``; it is updated and returned.
     """
-    extra = torch.isin(blocks, salient_ids) & (masked.labels == -100) & (torch.rand(blocks.shape, generator=generator) < p)
+    coin = torch.rand(blocks.shape, generator=generator) < p  # (B, T)
+    extra = torch.isin(blocks, salient_ids) & (masked.labels == -100) & coin
     masked.input_ids[extra] = tokenizer.mask_token_id
     masked.labels[extra] = blocks[extra]
     return masked
@@ -131,8 +137,8 @@ def evaluate_mlm(model: MaskedLM, tokenizer, blocks: torch.Tensor, *, batch_size
         rows = blocks[i:i + batch_size]
         masked = mask_batch(tokenizer, rows, g, mlm_probability)
         ids, labels = masked.input_ids.to(device), masked.labels.to(device)
-        pads = rows == tokenizer.pad_token_id  # rows of pack_documents end in padding
-        h = model.encoder(ids, (~pads).long().to(device) if pads.any() else None).last_hidden_state  # (B, T, C)
+        mask = _padding_mask(rows, tokenizer.pad_token_id)  # from the rows before masking
+        h = model.encoder(ids, None if mask is None else mask.to(device)).last_hidden_state  # (B, T, C)
         chosen = labels != -100
         logits = model.head(h[chosen]).float()  # (M, V)
         total_loss += F.cross_entropy(logits, labels[chosen], reduction="sum").item()
@@ -210,10 +216,8 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
             m = mask_batch(tokenizer, train_blocks[idx], g, mlm_probability)
             if salient_probability > 0:
                 m = mask_salient(tokenizer, train_blocks[idx], m, salient, salient_probability, g)
-            if one_document_per_row:
-                yield m.input_ids, m.labels, (train_blocks[idx] != tokenizer.pad_token_id).long()
-            else:
-                yield m.input_ids, m.labels
+            mask = _padding_mask(train_blocks[idx], tokenizer.pad_token_id)
+            yield (m.input_ids, m.labels) if mask is None else (m.input_ids, m.labels, mask)
 
     def evaluate(m):
         return evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability)

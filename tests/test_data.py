@@ -113,10 +113,18 @@ def test_corpus_is_bilingual_and_has_several_kinds(ci):
 def test_corpus_stories_pair_opinion_words_with_reactions_of_one_mood():
     import random
 
+    from unittest import mock
+
     from labkit.data.corpus import DOCUMENT_KINDS, CorpusWriter, polarity_lexicon
+    from labkit.data.corpus import generate as generate_corpus
     from labkit.data.sentiment import opinion_words
-    assert DOCUMENT_KINDS["story_en"] == 0.0  # off by default: the corpus is the one drawn before stories
-    writer = CorpusWriter(build_world(0), random.Random(0))
+    assert DOCUMENT_KINDS["story_en"] == 0.0  # off by default ...
+    world = build_world(0)
+    with_kind = generate_corpus(world, random.Random(3), n_documents=500)
+    without = {k: v for k, v in DOCUMENT_KINDS.items() if k != "story_en"}
+    with mock.patch.dict(DOCUMENT_KINDS, without, clear=True):
+        assert generate_corpus(world, random.Random(3), n_documents=500) == with_kind  # ... and then changes nothing
+    writer = CorpusWriter(world, random.Random(0))
     stories = [writer._story("en") for _ in range(200)]
     positive = set(opinion_words("positive", False) + opinion_words("positive", True))
     negative = set(opinion_words("negative", False) + opinion_words("negative", True))

@@ -2,10 +2,11 @@
 
 A document is a few sentences of one kind: a biography or company profile (EN or ZH),
 product or city descriptions, sentences about occupations, everyday sentences, a review
-or a news item (EN), or (with a non-zero weight in ``DOCUMENT_KINDS``) a short story (EN) in which an opinion word sits next to how people
-reacted ("The soup was superb, so Emma smiled."). Reviews and stories use every opinion word, the held-out ones included, in the
-same contexts as the common ones; news and facts mention all entities, train and
-held-out pools alike (the corpus carries no labels).
+or a news item (EN), or — only when ``DOCUMENT_KINDS["story_en"]`` is given a weight — a
+short story (EN) in which an opinion word sits next to how people reacted ("The soup was
+superb, so Emma smiled."). Reviews and stories use every opinion word, the held-out ones
+included, in the same contexts as the common ones; news and facts mention all entities,
+train and held-out pools alike (the corpus carries no labels).
 
 Sizes are counted in tokens: whitespace-separated words for English, one token per
 Chinese character (``count_tokens``).
@@ -32,8 +33,8 @@ DOCUMENT_KINDS = {  # kind -> share of documents
     "product_en": 0.04, "product_zh": 0.03, "city_en": 0.03, "city_zh": 0.03,
     "occupation_en": 0.04, "occupation_zh": 0.04, "review_en": 0.14, "news_en": 0.12,
     "everyday_en": 0.07, "everyday_zh": 0.07,
-    # Stories are off by default; 0.25 makes them 20% of documents. A zero weight draws the same
-    # corpus as before stories existed. See chapter 05 and labkit.pretrain for the experiment.
+    # Stories are off by default (0.25 makes them 20% of documents); with weight 0 the corpus
+    # is the same as without the kind (tests/test_data.py checks this).
     "story_en": 0.0,
 }
 _TOKEN = re.compile(r"[\u3400-\u9fff]|[^\s\u3400-\u9fff]+")
@@ -44,17 +45,19 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-_FUNCTION_WORDS = {"the", "all", "next", "day", "in", "a", "about", "it", "to", "for", "back", "came", "went",
+# Words of the reaction phrases that say nothing about mood: articles, prepositions, and
+# verbs of coming and going ("came back the next day", "left early").
+_MOODLESS_WORDS = {"the", "all", "next", "day", "in", "a", "about", "it", "to", "for", "back", "came", "went",
                    "home", "early", "left"}
 
 
 def polarity_lexicon() -> list[str]:
     """Words that carry sentiment in the corpus: every opinion word (held-out ones too) and the
-    feelings and reactions of the stories, without their function words ("the", "back", ...)."""
+    feelings and reactions of the stories, without ``_MOODLESS_WORDS``."""
     opinion = [w for p in ("positive", "negative") for heldout in (False, True) for w in opinion_words(p, heldout)]
     reactions = read_json("templates/stories.json")["reactions"]
     words = [w for moods in reactions.values() for phrases in moods.values() for phrase in phrases
-             for w in phrase.split() if "{" not in w and w not in _FUNCTION_WORDS]
+             for w in phrase.split() if "{" not in w and w not in _MOODLESS_WORDS]
     return list(dict.fromkeys(opinion + words))
 
 
@@ -152,7 +155,8 @@ class CorpusWriter:
         words = [w for heldout in (False, True) for w in opinion_words(polarity, heldout)]
         reactions = spec["reactions"][polarity]
         person = rng.choice(self.people)
-        pronouns = {"he": "she" if person.gender == "F" else "he", "his": "her" if person.gender == "F" else "his"}
+        pron = pronoun_filler(person.gender)
+        pronouns = {"he": pron.text("en"), "his": pron.text("en", "his")}
         sentences = []
         for template in rng.sample(spec["templates"], rng.randint(2, 4)):
             act = rng.choice(reactions["act"]).format(**pronouns)
