@@ -82,11 +82,12 @@ def predict_proba(model: SequenceClassifier, tokenizer, texts: Sequence[str], *,
 
 def finetune_classifier(model: SequenceClassifier, tokenizer, data, cfg: TrainConfig, *, text_column: str = "text",
                         label_column: str = "label", max_length: int = 128, n_train: int | None = None,
-                        validate: bool = True) -> FinetuneResult:
+                        validate: bool = True, test: bool = True) -> FinetuneResult:
     """Fine-tune a sequence classifier; metrics are accuracy and macro-F1 on the test split.
 
     n_train: use only this many labelled training examples (class-balanced), as in the
-    transfer experiment. validate: score the validation split during training.
+    transfer experiment. validate: score the validation split during training. test: score
+    the test split at the end (else the metrics are empty).
     """
     train = subsample(data["train"], n_train, cfg.seed, label_column)
     ids = tokenizer(list(train[text_column]), truncation=True, max_length=max_length)["input_ids"]
@@ -109,7 +110,7 @@ def finetune_classifier(model: SequenceClassifier, tokenizer, data, cfg: TrainCo
 
     history = fit(model, stream(), loss_fn, cfg, evaluate=(lambda m: evaluate("validation")[1]) if validate else None,
                   desc=f"fine-tuning ({len(train)} labels)")
-    return FinetuneResult(history, evaluate("test")[1])
+    return FinetuneResult(history, evaluate("test")[1] if test else {})
 
 
 # ----------------------------------------------------------------------------- token classification
@@ -157,8 +158,9 @@ def predict_tags(model: TokenClassifier, tokenizer, words: Sequence[Sequence[str
 
 def finetune_tokens(model: TokenClassifier, tokenizer, data, cfg: TrainConfig, *, tokens_column: str = "tokens",
                     tags_column: str = "ner_tags", max_length: int = 128, n_train: int | None = None,
-                    validate: bool = True) -> FinetuneResult:
-    """Fine-tune a token classifier; metrics are entity-level P/R/F1 (CoNLL) on the test split."""
+                    validate: bool = True, test: bool = True) -> FinetuneResult:
+    """Fine-tune a token classifier; metrics are entity-level P/R/F1 (CoNLL) on the test split
+    (``test=False``: not scored, empty metrics)."""
     train = subsample(data["train"], n_train, cfg.seed)
     enc = align_labels(tokenizer, list(train[tokens_column]), list(train[tags_column]), max_length=max_length)
 
@@ -186,6 +188,8 @@ def finetune_tokens(model: TokenClassifier, tokenizer, data, cfg: TrainConfig, *
 
     history = fit(model, stream(), loss_fn, cfg, evaluate=val_metrics if validate else None,
                   desc=f"fine-tuning NER ({len(train)} sentences)")
+    if not test:
+        return FinetuneResult(history, {})
     report = evaluate("test")
     return FinetuneResult(history, {"entity_f1": report.f1, "entity_precision": report.precision,
                                     "entity_recall": report.recall}, report=str(report))

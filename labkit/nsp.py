@@ -28,6 +28,7 @@ __all__ = ["split_sentences", "SentencePair", "make_pairs", "encode_pairs", "col
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_WORD = re.compile(r"[\u4e00-\u9fff]|[a-z]+")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -42,15 +43,29 @@ class SentencePair:
     label: int  # 0 = second follows first in the document, 1 = second is from another document
 
 
-def make_pairs(documents: Sequence[str], seed: int) -> list[SentencePair]:
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def make_pairs(documents: Sequence[str], seed: int, candidates: int = 1) -> list[SentencePair]:
     """One pair per document with at least two sentences: cut it at a random sentence
     boundary; keep the true continuation or (probability 1/2) swap in the tail of another
-    document of the same language (Chinese or not)."""
+    document of the same language (Chinese or not).
+
+    candidates: with 1, that other document is drawn at random (BERT). With k > 1 it is the
+    one of k random documents that shares the most words with the first part, a *hard
+    negative* (as retrievers mine them): then the second part seldom gives itself away by
+    its kind of text, and the model must check finer agreement (names, pronouns, mood).
+    """
+    if candidates < 1:
+        raise ValueError(f"candidates must be at least 1, got {candidates}")
     rng = random.Random(seed)
+    hard = random.Random(f"{seed}-hard-negatives")  # its own stream: the cuts and labels stay as with 1
     split = [split_sentences(d) for d in documents]
     split = [s for s in split if len(s) >= 2]
     if len(split) < 2:
         raise ValueError("next-sentence pairs need at least two documents with two or more sentences each")
+    words = [_words(" ".join(s)) for s in split] if candidates > 1 else []
     by_lang: dict[bool, list[int]] = {}
     for i, sents in enumerate(split):
         by_lang.setdefault(bool(_CJK.search(sents[0])), []).append(i)
@@ -65,6 +80,10 @@ def make_pairs(documents: Sequence[str], seed: int) -> list[SentencePair]:
             j = i
             while j == i:
                 j = rng.choice(same)
+            if candidates > 1:
+                pool = {j} | {c for c in hard.choices(same, k=candidates - 1) if c != i}
+                first_words = _words(first)
+                j = max(sorted(pool), key=lambda c: len(first_words & words[c]))
             other = split[j]
             start = rng.randrange(len(other))
             second, label = joiner.join(other[start:start + len(sents) - cut]), 1

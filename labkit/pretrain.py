@@ -189,7 +189,7 @@ def evaluate_nsp(model: PreTrainingModel, tokenizer, documents: Sequence[str], *
 def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
                  cfg: TrainConfig, *, block_length: int = 128, mlm_probability: float = 0.15,
                  one_document_per_row: bool = False, salient_ids: Sequence[int] = (),
-                 salient_probability: float = 0.0, on_eval=None) -> PretrainResult:
+                 salient_probability: float = 0.0, nsp_candidates: int = 1, on_eval=None) -> PretrainResult:
     """Masked-LM pretraining: fresh 80/10/10 masking of every batch, periodic validation.
 
     A plain ``MaskedLM`` trains on the corpus packed into blocks of ``block_length``. A
@@ -200,6 +200,8 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
 
     one_document_per_row: train on :func:`pack_documents` rows instead of packed blocks.
     salient_ids, salient_probability: :func:`mask_salient` on top of BERT masking.
+    nsp_candidates: next-sentence negatives are the closest of this many random documents
+    (:func:`labkit.nsp.make_pairs`; 1 = a random document, as BERT).
     """
     if not 0.0 <= salient_probability < 1.0:
         raise ValueError(f"salient_probability must be in [0, 1), got {salient_probability}")
@@ -227,7 +229,8 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
                       evaluate=evaluate)
         return PretrainResult(history, history.last_eval())
 
-    encoded = encode_pairs(tokenizer, make_pairs(train_texts, seed=cfg.seed), block_length)
+    encoded = encode_pairs(tokenizer, make_pairs(train_texts, seed=cfg.seed, candidates=nsp_candidates),
+                           block_length)
     pair_order = batches(len(encoded["labels"]), cfg.batch_size, seed=cfg.seed)
     val_docs = list(val_texts)[:1000]
 

@@ -107,7 +107,7 @@ print(f"LAB_SCALE = {LAB_SCALE!r}, device = {device}")
 # ## 1 · Text that labels itself
 #
 # The pretraining data is TinyWorld's unlabelled corpus (chapter 03): English and Chinese
-# documents — biographies, news, reviews, everyday sentences. `ensure_pretrained` returns the
+# documents — biographies, news, reviews, short stories, everyday sentences. `ensure_pretrained` returns the
 # lab's pretrained mini-BERT and its tokenizer, reusing the model `labkit build` saved (or
 # pretraining one now if there is none yet).
 
@@ -125,7 +125,9 @@ for text in train_texts[:2]:
 # Documents have all sorts of lengths; the model wants equal-length rows. `pack_blocks`
 # tokenises every document, joins them into one stream separated by `[SEP]`, and cuts the
 # stream into blocks of `block_length` tokens, each framed as `[CLS] … [SEP]`. No token is
-# wasted on padding.
+# wasted on padding. (`labkit build` lays its rows out the other way, `pack_documents`: one
+# document per row, padded, so that a masked word only ever sees its own document. Chapter 05
+# §4 shows why that matters for sentiment.)
 
 # %%
 val_blocks = pack_blocks(tokenizer, val_texts, SCALE.block_length)  # (N, T)

@@ -118,12 +118,14 @@ def test_corpus_stories_pair_opinion_words_with_reactions_of_one_mood():
     from labkit.data.corpus import DOCUMENT_KINDS, CorpusWriter, polarity_lexicon
     from labkit.data.corpus import generate as generate_corpus
     from labkit.data.sentiment import opinion_words
-    assert DOCUMENT_KINDS["story_en"] == 0.0  # off by default ...
+    share = DOCUMENT_KINDS["story_en"] / sum(DOCUMENT_KINDS.values())
+    assert 0.3 < share < 0.4  # about a third of the documents
     world = build_world(0)
-    with_kind = generate_corpus(world, random.Random(3), n_documents=500)
     without = {k: v for k, v in DOCUMENT_KINDS.items() if k != "story_en"}
+    with mock.patch.dict(DOCUMENT_KINDS, {"story_en": 0.0}):
+        zero_weight = generate_corpus(world, random.Random(3), n_documents=500)
     with mock.patch.dict(DOCUMENT_KINDS, without, clear=True):
-        assert generate_corpus(world, random.Random(3), n_documents=500) == with_kind  # ... and then changes nothing
+        assert generate_corpus(world, random.Random(3), n_documents=500) == zero_weight  # weight 0 = no such kind
     writer = CorpusWriter(world, random.Random(0))
     stories = [writer._story("en") for _ in range(200)]
     positive = set(opinion_words("positive", False) + opinion_words("positive", True))
@@ -131,6 +133,8 @@ def test_corpus_stories_pair_opinion_words_with_reactions_of_one_mood():
     for story in stories:
         words = set(re.findall(r"[a-z]+", story.lower()))
         assert not (words & positive and words & negative)  # one mood per story
+    pairs = [m for s in stories for m in re.findall(r"was (\w+) and (?:really )?(\w+)", s)]
+    assert len(pairs) > 20 and all(a != b for a, b in pairs)  # "was superb and splendid": two words, one mood
     lexicon = polarity_lexicon()
     assert positive | negative <= set(lexicon) and {"smiled", "frowned", "happy", "angry"} <= set(lexicon)
     assert not {"the", "back", "{his}"} & set(lexicon)

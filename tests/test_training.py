@@ -229,6 +229,25 @@ def test_sentence_pairs_are_true_continuations_or_same_language_negatives():
         make_pairs(["one sentence only."], seed=0)
 
 
+def test_hard_negatives_share_more_words_than_random_ones():
+    import re
+
+    def overlap(pairs):  # mean number of words a negative's second part shares with its first part
+        words = [(set(re.findall(r"[a-z]+", p.first)), set(re.findall(r"[a-z]+", p.second))) for p in pairs if p.label]
+        return sum(len(a & b) for a, b in words) / len(words)
+
+    # two kinds of English documents that share no words, as a bio and a review share few
+    docs = [f"the {c} {t} is here. the {c} {t} is {a}." for c in COLOURS for t in ("phone", "car") for a in ("good", "bad")]
+    docs += [f"{n} was born in {y}. {n} works as a {j}." for n in ("anna", "tom", "li", "sara", "omar", "mia")
+             for y in ("paris", "rome") for j in ("nurse", "pilot")]
+    assert make_pairs(docs, seed=0) == make_pairs(docs, seed=0, candidates=1)  # 1 = BERT's random negatives
+    random_pairs, hard_pairs = make_pairs(docs, seed=0), make_pairs(docs, seed=0, candidates=8)
+    assert [p.label for p in hard_pairs] == [p.label for p in random_pairs]
+    assert overlap(hard_pairs) > overlap(random_pairs) + 0.5  # the negative is mostly a document of the same kind
+    with pytest.raises(ValueError, match="candidates"):
+        make_pairs(docs, seed=0, candidates=0)
+
+
 def test_next_sentence_pretraining_trains_cls_and_saves_as_bert_for_pretraining(cfg, tmp_path):
     tok = train_tokenizer(DOCS * 3, vocab_size=200, min_frequency=1)
     config = TransformerConfig(vocab_size=len(tok), d_model=32, n_layers=2, n_heads=2, d_ff=64, max_position=64,

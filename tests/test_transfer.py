@@ -42,3 +42,29 @@ def test_run_transfer_gives_one_row_per_task_count_and_init(tmp_path):
     assert table.count("\n") == 1 + 4 and "| sentiment | accuracy | 4 |" in table
     plot_transfer(rows, tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("head", ["sequence", "token"])
+def test_head_only_phase_changes_the_head_and_pooler_alone(head):
+    import torch
+
+    from labkit.finetune import finetune_classifier, finetune_tokens
+    from labkit.heads import SequenceClassifier, TokenClassifier
+    from labkit.training import TrainConfig
+    from labkit.transfer import _train_head_only
+
+    tok = train_tokenizer([" ".join(WORDS)] * 5, vocab_size=100, min_frequency=1)
+    mlm = MaskedLM(TransformerConfig(vocab_size=len(tok), d_model=16, n_layers=1, n_heads=2, d_ff=32, max_position=32))
+    data = _data()["sentiment" if head == "sequence" else "ner"]
+    cls, tune = (SequenceClassifier, finetune_classifier) if head == "sequence" else (TokenClassifier, finetune_tokens)
+    model = cls.from_pretrained(mlm, num_labels=2 if head == "sequence" else 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tc = TrainConfig(steps=5, batch_size=8, lr=1e-2, eval_every=10**9, progress=False, device="cpu")
+    _train_head_only(model, lambda: tune(model, tok, data, tc, validate=False, test=False))
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(("classifier.", "encoder.pooler.")) for k in changed)
+    if head == "sequence":
+        assert any(k.startswith("encoder.pooler.") for k in changed)  # a classifier's pooler learns with its head
+    assert all(p.requires_grad for p in model.parameters())  # the whole model trains afterwards
+    tune(model, tok, data, tc, validate=False, test=False)
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if k.startswith("encoder.layers"))

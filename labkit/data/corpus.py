@@ -2,9 +2,9 @@
 
 A document is a few sentences of one kind: a biography or company profile (EN or ZH),
 product or city descriptions, sentences about occupations, everyday sentences, a review
-or a news item (EN), or — only when ``DOCUMENT_KINDS["story_en"]`` is given a weight — a
-short story (EN) in which an opinion word sits next to how people reacted ("The soup was
-superb, so Emma smiled."). Reviews and stories use every opinion word, the held-out ones
+or a news item (EN), or a short story (EN) in which opinion words of one mood sit next to
+each other and to how people reacted ("The soup was superb and really splendid, so Emma
+smiled."). Reviews and stories use every opinion word, the held-out ones
 included, in the same contexts as the common ones; news and facts mention all entities,
 train and held-out pools alike (the corpus carries no labels).
 
@@ -33,9 +33,9 @@ DOCUMENT_KINDS = {  # kind -> share of documents
     "product_en": 0.04, "product_zh": 0.03, "city_en": 0.03, "city_zh": 0.03,
     "occupation_en": 0.04, "occupation_zh": 0.04, "review_en": 0.14, "news_en": 0.12,
     "everyday_en": 0.07, "everyday_zh": 0.07,
-    # Stories are off by default (0.25 makes them 20% of documents); with weight 0 the corpus
-    # is the same as without the kind (tests/test_data.py checks this).
-    "story_en": 0.0,
+    # 0.54 makes stories 35% of documents: with fewer, the cpu model did not learn the polarity
+    # of opinion words reliably. With weight 0 the corpus is the same as without the kind.
+    "story_en": 0.54,
 }
 _TOKEN = re.compile(r"[\u3400-\u9fff]|[^\s\u3400-\u9fff]+")
 
@@ -160,7 +160,8 @@ class CorpusWriter:
         sentences = []
         for template in rng.sample(spec["templates"], rng.randint(2, 4)):
             act = rng.choice(reactions["act"]).format(**pronouns)
-            text = template.format(name=person.given, thing=rng.choice(spec["things"]), adj=rng.choice(words),
+            adj, adj2 = rng.sample(words, 2)
+            text = template.format(name=person.given, thing=rng.choice(spec["things"]), adj=adj, adj2=adj2,
                                    feel=rng.choice(reactions["feel"]), act=act, **pronouns)
             sentences.append(text[:1].upper() + text[1:])
         return " ".join(sentences)
