@@ -191,8 +191,11 @@ def test_attention_heatmap_and_token_view(apps):
 
 
 def test_attention_bad_input(apps):
+    from labkit.build import SCALES
+
+    heads = SCALES["ci"].model.n_heads
     assert "The layer must be between 1 and 2" in _error(apps.attention.attention_heatmap, "Hi there.", 3, 1)
-    assert "The head must be between 1 and 2" in _error(apps.attention.attention_heatmap, "Hi there.", 1, 0)
+    assert f"The head must be between 1 and {heads}" in _error(apps.attention.attention_heatmap, "Hi there.", 1, 0)
     n_tokens = len(apps.attention.attention_maps("Hi there.")[0])
     message = _error(apps.attention.token_attention, "Hi there.", 1, 1, 9)
     assert f"The token must be between 0 and {n_tokens - 1}" in message

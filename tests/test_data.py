@@ -104,7 +104,7 @@ def test_splits_sizes_and_features(ci, task):
 def test_corpus_is_bilingual_and_has_several_kinds(ci):
     texts = ci["corpus"]["train"]["text"]
     chinese = [t for t in texts if re.search(r"[\u4e00-\u9fff]", t)]
-    assert 0.25 < len(chinese) / len(texts) < 0.6
+    assert 0.2 < len(chinese) / len(texts) < 0.6  # English stories are a third of the documents
     blob = " ".join(texts)
     for marker in ("was born", "percent", "I would", "出生于", "今天", "is based in"):
         assert marker in blob
