@@ -223,6 +223,8 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str
         "Masked-language modelling (15% of tokens chosen, 80% replaced by [MASK], 10% by a random token, 10% kept) "
         "and next-sentence prediction (is B the real continuation of A, or a sentence from another document?), "
         "as BERT. "
+        + (f"The wrong continuations are the most similar of {sc.nsp_candidates} random documents. "
+           if sc.nsp_candidates > 1 else "")
         + ("Each training row holds one document. " if sc.one_document_per_row else "")
         + (f"Words of the corpus's sentiment lexicon are also masked with probability {sc.salient_probability}. "
            if sc.salient_probability else "")

@@ -14,7 +14,9 @@ Two options change what the model is shown: ``one_document_per_row`` gives each 
 single document (padded; RoBERTa's "doc-sentences" inputs likewise never cross a document
 boundary) instead of packing several into a block, and ``salient_ids`` names tokens (e.g. a
 sentiment lexicon) that are masked more often, as ERNIE masks whole entities and phrases.
-Both are off in ``labkit build``; they are there for experiments on sentiment transfer.
+``labkit build`` uses both, with hard next-sentence negatives (``nsp_candidates``): without
+them the small model did not learn the polarity of opinion words, and sentiment did not
+transfer.
 
 Next-token LM: predict each token from the ones before it, :math:`P(x_t \mid x_{<t})`.
 
