@@ -580,6 +580,7 @@ for template, good, bad in contexts:
     gaps.append(after_good - after_bad)
     print(f"{template.format('…'):46s} after {good!r}: {after_good:+.2f}   after {bad!r}: {after_bad:+.2f}")
 print(f"mean difference: {np.mean(gaps):+.2f}  (0: the context's polarity does not move the prediction)")
+assert np.mean(gaps) > 0  # a positive context pulls the blank towards positive words, as the text says
 
 # %% [markdown]
 # When we ran this with BERT's plain recipe at `cpu` scale, the differences were +0.02, 0.00
@@ -660,6 +661,7 @@ plt.show()
 (pre_heldout, pre_common), (scr_heldout, scr_common) = subset_accuracy["pretrained"], subset_accuracy["from scratch"]
 print(f"reviews with held-out words: pretrained {pre_heldout:.3f}, from scratch {scr_heldout:.3f} "
       f"({100 * (pre_heldout - scr_heldout):+.1f} points); common words only: {100 * (pre_common - scr_common):+.1f} points")
+assert pre_heldout > scr_heldout  # pretraining taught something about words no label showed
 
 # %% [markdown]
 # Why can the from-scratch model not read *superb*? Its vector for that word never received a

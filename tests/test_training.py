@@ -240,9 +240,10 @@ def test_hard_negatives_share_more_words_than_random_ones():
     docs = [f"the {c} {t} is here. the {c} {t} is {a}." for c in COLOURS for t in ("phone", "car") for a in ("good", "bad")]
     docs += [f"{n} was born in {y}. {n} works as a {j}." for n in ("anna", "tom", "li", "sara", "omar", "mia")
              for y in ("paris", "rome") for j in ("nurse", "pilot")]
-    assert make_pairs(docs, seed=0) == make_pairs(docs, seed=0, candidates=1)  # 1 = BERT's random negatives
     random_pairs, hard_pairs = make_pairs(docs, seed=0), make_pairs(docs, seed=0, candidates=8)
-    assert [p.label for p in hard_pairs] == [p.label for p in random_pairs]
+    assert [(p.first, p.label) for p in hard_pairs] == [(p.first, p.label) for p in random_pairs]  # same cuts
+    assert [p for p in hard_pairs if not p.label] == [p for p in random_pairs if not p.label]  # same true pairs
+    assert [p.second for p in hard_pairs if p.label] != [p.second for p in random_pairs if p.label]
     assert overlap(hard_pairs) > overlap(random_pairs) + 0.5  # the negative is mostly a document of the same kind
     with pytest.raises(ValueError, match="candidates"):
         make_pairs(docs, seed=0, candidates=0)
