@@ -9,7 +9,7 @@
    training reviews and 1 or 2 for the negative ones. Its test score says whether the
    masked-LM head *can* carry sentiment when nothing else competes for the gradient.
 
-    python scripts/sentiment_diagnostics.py --model artifacts/cpu/fill-mask   # about 80 s on 2 CPU cores
+    python scripts/sentiment_diagnostics.py --model artifacts/cpu/fill-mask   # about 2 minutes on 2 CPU cores
 """
 from __future__ import annotations
 
@@ -50,8 +50,14 @@ def embedding_polarity(model: MaskedLM, tokenizer) -> float:
     return right / len(kept)
 
 
-def rating_readout(tokenizer, data, scale: str = "cpu", steps: int = 300, seed: int = 0) -> float:
-    """Train a fresh MaskedLM on the rating blank only; return its test accuracy (4/5 vs 1/2)."""
+def rating_readout(tokenizer, data, scale: str = "cpu", steps: int = 600, seed: int = 0, lr: float = 1e-3) -> float:
+    """Train a fresh MaskedLM on the rating blank only; return its test accuracy (4/5 vs 1/2).
+
+    The loss first sits at ln 4 (the blank learns the four digits' frequencies) until attention finds
+    the opinion words; how long it sits there varies with the seed and the tokenizer. At lr 3e-3 and
+    300 steps some ci-scale runs never leave it; at lr 1e-3 and 600 steps seeds 0-3 with two ci
+    tokenizers reach a test accuracy of 0.92-0.96.
+    """
     digits = tokenizer.convert_tokens_to_ids(list(HIGH + LOW))
     if tokenizer.unk_token_id in digits:
         raise ValueError("the tokenizer has no single pieces for the digits 1, 2, 4 and 5")
@@ -72,7 +78,7 @@ def rating_readout(tokenizer, data, scale: str = "cpu", steps: int = 300, seed: 
             yield x, mask, labels
 
     fit(model, stream(), lambda m, b: m(input_ids=b[0], attention_mask=b[1], labels=b[2]).loss,
-        TrainConfig(steps=steps, batch_size=64, lr=3e-3, seed=seed, eval_every=10**9, progress=False, device="cpu"))
+        TrainConfig(steps=steps, batch_size=64, lr=lr, seed=seed, eval_every=10**9, progress=False, device="cpu"))
     model.eval()
     high, low = digits[:2], digits[2:]
     right = 0
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", default="cpu", choices=sorted(SCALES), help="data size and model shape")
     parser.add_argument("--model", default=None, help="a fill-mask folder (default: the scale's build)")
-    parser.add_argument("--steps", type=int, default=300, help="training steps of the rating read-out")
+    parser.add_argument("--steps", type=int, default=600, help="training steps of the rating read-out")
     args = parser.parse_args(argv)
     folder = args.model or default_output_dir(args.scale) / "fill-mask"
     model, tokenizer = load_model(folder)

@@ -65,13 +65,13 @@ def test_sentiment_diagnostics_runs(ci_build, capsys):
 
 @pytest.mark.slow
 def test_rating_readout_learns_review_polarity(ci_build):
-    """Chapter 05's claim: trained on the rating blank alone, the masked-LM head reads polarity (about a minute)."""
+    """Chapter 05's claim: trained on the rating blank alone, the masked-LM head reads polarity (about two minutes)."""
     diag = _load("sentiment_diagnostics")
     from labkit.data import load_task
     from labkit.folders import load_model
 
     _, tokenizer = load_model(ci_build / "fill-mask")
-    assert diag.rating_readout(tokenizer, load_task("sentiment", size="cpu"), "ci", steps=300) > 0.9
+    assert diag.rating_readout(tokenizer, load_task("sentiment", size="cpu"), "ci") > 0.9
 
 
 def test_sentiment_diagnostics_reject_a_tokenizer_without_the_words():
