@@ -465,7 +465,7 @@ print(f"fewest labels: pretraining adds {100 * ner_gain:+.1f} entity-F1 points t
 #
 # - **Stories** (35% of the corpus): two to four sentences of one mood, in which opinion words
 #   — the held-out ones too — sit next to each other and to how people reacted ("The tea was
-#   shoddy and really lousy, so Linda frowned."). Adjectives joined by *and* agree in polarity:
+#   shoddy and really lousy, so she frowned."). Adjectives joined by *and* agree in polarity:
 #   a classic cue for learning the orientation of words from raw text (Hatzivassiloglou &
 #   McKeown, 1997).
 # - **One document per row** (`pack_documents`) instead of packed blocks, so a blank sees only
@@ -474,15 +474,17 @@ print(f"fewest labels: pretraining adds {100 * ner_gain:+.1f} entity-F1 points t
 #   ERNIE masks whole entities.
 # - **Hard next-sentence negatives**: the wrong continuation is the most similar of 8 random
 #   documents, not any document, so `[CLS]` must check finer agreement than the kind of text.
+#   Stories name their person in the first sentence only, so a wrong continuation cannot give
+#   itself away by a different name, and its mood is one of the cues left.
 # - **Four attention heads** instead of two (same width): with two, whether the model learnt
 #   polarity within 3,500 steps changed from seed to seed.
 # - **Linear probing, then fine-tuning** (LP-FT, Kumar et al., 2022) in the grid, for both
 #   initialisations: 60 steps train only the new head (and the pooler), then the whole model.
 #
-# The `cpu` build then gave (3 seeds): sentiment 0.654 vs 0.595 from scratch at 32 labels
-# (+5.9), 0.892 vs 0.765 at 128 (+12.7), +10.5 at 512 and +16.5 at 2,000; NER +65.8 and +58.1
-# entity-F1 points at 32 and 128. At 32 labels the gain is still below ten points, and it
-# moves with the seed (the three pretrained runs scored 0.756, 0.630 and 0.576): whether
+# The `cpu` build then gave (3 seeds): sentiment 0.705 vs 0.609 from scratch at 32 labels
+# (+9.6), 0.915 vs 0.763 at 128 (+15.3), +10.7 at 512 and +10.5 at 2,000; NER +64.7 and +55.4
+# entity-F1 points at 32 and 128. At 32 labels the gain is just below ten points, and it
+# moves with the seed (the three pretrained runs scored 0.772, 0.740 and 0.604): whether
 # `[CLS]` has learnt to summarise a review's mood differs from run to run.
 #
 # The cell below measures points 1 and 2 for this run: the bag-of-words baseline with the same
@@ -585,7 +587,7 @@ assert np.mean(gaps) > 0  # a positive context pulls the blank towards positive 
 # %% [markdown]
 # When we ran this with BERT's plain recipe at `cpu` scale, the differences were +0.02, 0.00
 # and −0.02: the polarity of the context did not move the prediction. With today's recipe the
-# `cpu` build gives +0.59, +0.84 and +0.65. A toy experiment (`scripts/polarity_toy.py`, about
+# `cpu` build gives +0.62, +0.83 and +0.83. A toy experiment (`scripts/polarity_toy.py`, about
 # 3 minutes) isolates the effect of packing: on reviews of the single form "The screen is
 # great, really superb." the 2-layer, 64-wide model learned the agreement with each of three
 # seeds when every training sequence held one review, and with none when several reviews were

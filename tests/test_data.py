@@ -133,6 +133,10 @@ def test_corpus_stories_pair_opinion_words_with_reactions_of_one_mood():
     for story in stories:
         words = set(re.findall(r"[a-z]+", story.lower()))
         assert not (words & positive and words & negative)  # one mood per story
+    names = {p.given for p in world.people}
+    for story in stories:  # only the first sentence names the person
+        later = " ".join(re.split(r"(?<=[.!])\s+", story)[1:])
+        assert not set(re.findall(r"[A-Z][a-z]+", later)) & names
     pairs = [m for s in stories for m in re.findall(r"was (\w+) and (?:really )?(\w+)", s)]
     assert len(pairs) > 20 and all(a != b for a, b in pairs)  # "was superb and splendid": two words, one mood
     lexicon = polarity_lexicon()

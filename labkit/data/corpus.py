@@ -158,11 +158,13 @@ class CorpusWriter:
         pron = pronoun_filler(person.gender)
         pronouns = {"he": pron.text("en"), "his": pron.text("en", "his")}
         sentences = []
-        for template in rng.sample(spec["templates"], rng.randint(2, 4)):
+        # Only the first sentence names the person; then a wrong next sentence (labkit.nsp) cannot
+        # give itself away by a different name, and its mood is one of the cues left.
+        for k, template in enumerate(rng.sample(spec["templates"], rng.randint(2, 4))):
             act = rng.choice(reactions["act"]).format(**pronouns)
             adj, adj2 = rng.sample(words, 2)
-            text = template.format(name=person.given, thing=rng.choice(spec["things"]), adj=adj, adj2=adj2,
-                                   feel=rng.choice(reactions["feel"]), act=act, **pronouns)
+            text = template.format(name=person.given if k == 0 else pronouns["he"], thing=rng.choice(spec["things"]),
+                                   adj=adj, adj2=adj2, feel=rng.choice(reactions["feel"]), act=act, **pronouns)
             sentences.append(text[:1].upper() + text[1:])
         return " ".join(sentences)
 
