@@ -37,7 +37,7 @@ from labkit.data.lexicon import data_dir, data_fingerprint
 from labkit.data.tasks import SCALES, TASKS, SplitSizes, build_dataset, split_sizes
 from labkit.data.world import World, build_world
 
-GENERATOR_VERSION = "tinyworld-4"
+GENERATOR_VERSION = "tinyworld-5"
 SCALE_ENV = "LAB_SCALE"
 
 __all__ = [
