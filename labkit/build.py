@@ -51,9 +51,11 @@ class Scale:
     # What lets a small model learn the polarity of opinion words (labkit.pretrain; together with
     # the corpus's stories): one document per row instead of packed blocks, the corpus's
     # sentiment words masked more often, and next-sentence negatives that are hard to tell apart.
+    # What makes [CLS] hold a review's mood: [CLS] predicts the masked sentiment words (cls_salient).
     one_document_per_row: bool = True
     salient_probability: float = 0.5
     nsp_candidates: int = 8  # next-sentence negatives: the closest of this many documents (labkit.nsp)
+    cls_salient: bool = True
 
 
 def _t(steps, batch, lr, eval_every=None, **kw) -> TrainConfig:
@@ -214,7 +216,7 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str
     pre = pretrain_mlm(mlm, tokenizer, list(data["corpus"]["train"]["text"]), list(data["corpus"]["validation"]["text"]),
                        sc.pretrain, block_length=sc.block_length, one_document_per_row=sc.one_document_per_row,
                        salient_ids=salient, salient_probability=sc.salient_probability,
-                       nsp_candidates=sc.nsp_candidates)
+                       nsp_candidates=sc.nsp_candidates, cls_salient=sc.cls_salient)
     params = count_parameters(mlm.encoder)
     report["pretraining"] = {**pre.metrics, "steps": sc.pretrain.steps, "encoder_parameters": params,
                              "loss_history": pre.history.loss[:: max(1, len(pre.history.loss) // 200)]}
@@ -228,6 +230,8 @@ def build(scale: str = "cpu", out: str | Path | None = None, *, tasks: tuple[str
         + ("Each training row holds one document. " if sc.one_document_per_row else "")
         + (f"Words of the corpus's sentiment lexicon are also masked with probability {sc.salient_probability}. "
            if sc.salient_probability else "")
+        + ("In each document row, the final [CLS] vector also predicts the masked sentiment-lexicon words. "
+           if sc.cls_salient else "")
         + "Saved as BertForPreTraining; `pipeline(\"fill-mask\")` opens it as BertForMaskedLM.",
         pre.metrics, sc, params))
     report["models"]["fill-mask"] = {"metrics": pre.metrics, "parameters": count_parameters(mlm)}

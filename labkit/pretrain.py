@@ -18,6 +18,13 @@ sentiment lexicon) that are masked more often, as ERNIE masks whole entities and
 them the small model did not learn the polarity of opinion words, and sentiment did not
 transfer.
 
+``cls_salient`` adds a sentence-level objective in the spirit of SKEP (Tian et al., 2020),
+which predicts a text's aspect-sentiment pairs from ``[CLS]``: in each document row, the final
+``[CLS]`` vector predicts, through the masked-LM head, the salient words that were masked
+(:func:`cls_word_loss`). Words that can stand in one blank of one review share a mood, so the
+cheapest ``[CLS]`` that predicts them holds the review's mood: a linear classifier then finds
+it from few labels. No document label is used, only the list of salient words.
+
 Next-token LM: predict each token from the ones before it, :math:`P(x_t \mid x_{<t})`.
 
 Shape letters: N blocks, B batch, T block length, C width, V vocabulary, M masked positions.
@@ -35,8 +42,8 @@ from .nsp import collate_pairs, encode_pairs, make_pairs
 from .training import History, TrainConfig, batches, fit, perplexity
 from .transformer import CausalLM, MaskedLM, PreTrainingModel
 
-__all__ = ["pack_blocks", "pack_documents", "mask_salient", "mlm_loss", "evaluate_mlm", "pretrain_mlm", "clm_loss",
-           "evaluate_clm", "pretrain_clm", "pretraining_loss", "evaluate_nsp", "mask_batch", "PretrainResult"]
+__all__ = ["pack_blocks", "pack_documents", "mask_salient", "mlm_loss", "cls_word_loss", "evaluate_mlm", "pretrain_mlm",
+           "clm_loss", "evaluate_clm", "pretrain_clm", "pretraining_loss", "evaluate_nsp", "mask_batch", "PretrainResult"]
 
 
 @dataclass
@@ -116,14 +123,34 @@ def mask_salient(tokenizer, blocks: torch.Tensor, masked, salient_ids: torch.Ten
 def mlm_loss(model: MaskedLM, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Cross-entropy at the masked positions only (the head never sees the other 85%).
 
-    batch: (input_ids, labels), or (input_ids, labels, attention_mask) for padded rows.
+    batch: (input_ids, labels), or (input_ids, labels, attention_mask) for padded rows, or
+    (input_ids, labels, attention_mask, cls_targets): then also :func:`cls_word_loss`.
     """
     device = next(model.parameters()).device
-    input_ids, labels, *mask = (t.to(device) for t in batch)  # (B, T), (B, T), [(B, T)]
-    h = model.encoder(input_ids, mask[0] if mask else None).last_hidden_state  # (B, T, C)
+    input_ids, labels, *rest = (t.to(device) for t in batch)  # (B, T), (B, T), [(B, T), (B, T)]
+    h = model.encoder(input_ids, rest[0] if rest else None).last_hidden_state  # (B, T, C)
     chosen = labels != -100  # (B, T)
     logits = model.head(h[chosen])  # (M, C) -> (M, V)
-    return F.cross_entropy(logits.float(), labels[chosen])
+    loss = F.cross_entropy(logits.float(), labels[chosen])
+    if len(rest) == 2:
+        loss = loss + cls_word_loss(model, h[:, 0], labels, rest[1])
+    return loss
+
+
+def cls_word_loss(model: MaskedLM, cls: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[CLS] predicts the row's masked salient words through the masked-LM head: the mean, over
+    rows with at least one such word, of the row's mean negative log-probability of its words.
+
+    cls: (B, C) final [CLS] vectors; labels: (B, T) masked-LM labels; targets: (B, T) bool, the
+    masked positions whose words [CLS] must predict.
+    """
+    rows = targets.any(1)  # (B,)
+    if not rows.any():
+        return cls.sum() * 0.0
+    logp = F.log_softmax(model.head(cls[rows]).float(), dim=-1)  # (R, V)
+    picked = logp.gather(1, labels[rows].clamp(min=0))  # (R, T)
+    t = targets[rows].float()
+    return -((picked * t).sum(1) / t.sum(1)).mean()
 
 
 @torch.no_grad()
@@ -191,7 +218,8 @@ def evaluate_nsp(model: PreTrainingModel, tokenizer, documents: Sequence[str], *
 def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
                  cfg: TrainConfig, *, block_length: int = 128, mlm_probability: float = 0.15,
                  one_document_per_row: bool = False, salient_ids: Sequence[int] = (),
-                 salient_probability: float = 0.0, nsp_candidates: int = 1, on_eval=None) -> PretrainResult:
+                 salient_probability: float = 0.0, nsp_candidates: int = 1, cls_salient: bool = False,
+                 on_eval=None) -> PretrainResult:
     """Masked-LM pretraining: fresh 80/10/10 masking of every batch, periodic validation.
 
     A plain ``MaskedLM`` trains on the corpus packed into blocks of ``block_length``. A
@@ -204,11 +232,13 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
     salient_ids, salient_probability: :func:`mask_salient` on top of BERT masking.
     nsp_candidates: next-sentence negatives are the closest of this many random documents
     (:func:`labkit.nsp.make_pairs`; 1 = a random document, as BERT).
+    cls_salient: in the document rows, ``[CLS]`` also predicts the masked salient words
+    (:func:`cls_word_loss`); needs ``salient_ids``.
     """
     if not 0.0 <= salient_probability < 1.0:
         raise ValueError(f"salient_probability must be in [0, 1), got {salient_probability}")
-    if salient_probability > 0 and len(salient_ids) == 0:
-        raise ValueError("salient_probability > 0 needs salient_ids (the token ids to mask more often)")
+    if (salient_probability > 0 or cls_salient) and len(salient_ids) == 0:
+        raise ValueError("salient_probability > 0 and cls_salient need salient_ids (the token ids of the salient words)")
     pack = pack_documents if one_document_per_row else pack_blocks
     train_blocks = pack(tokenizer, train_texts, block_length)  # (N, T)
     val_blocks = pack(tokenizer, val_texts, block_length)[:512]  # validated in the layout it trains on
@@ -221,7 +251,11 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
             if salient_probability > 0:
                 m = mask_salient(tokenizer, train_blocks[idx], m, salient, salient_probability, g)
             mask = _padding_mask(train_blocks[idx], tokenizer.pad_token_id)
-            yield (m.input_ids, m.labels) if mask is None else (m.input_ids, m.labels, mask)
+            if cls_salient:
+                mask = torch.ones_like(m.labels) if mask is None else mask
+                yield m.input_ids, m.labels, mask, torch.isin(m.labels, salient)
+            else:
+                yield (m.input_ids, m.labels) if mask is None else (m.input_ids, m.labels, mask)
 
     def evaluate(m):
         return evaluate_mlm(m, tokenizer, val_blocks, mlm_probability=mlm_probability)
