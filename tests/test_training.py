@@ -1,5 +1,6 @@
 """Training loop, pretraining objectives, heads, fine-tuning helpers and model folders."""
 import json
+import math
 import subprocess
 import sys
 
@@ -12,8 +13,8 @@ from labkit.finetune import align_labels, finetune_classifier, pad, subsample
 from labkit.folders import ModelFolderError, load_hf_model, load_model, save_model
 from labkit.heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
 from labkit.nsp import make_pairs, split_sentences
-from labkit.pretrain import (evaluate_mlm, evaluate_nsp, mask_batch, mask_salient, pack_blocks, pack_documents,
-                             pretrain_clm, pretrain_mlm)
+from labkit.pretrain import (cls_word_loss, evaluate_mlm, evaluate_nsp, mask_batch, mask_salient, mlm_loss, pack_blocks,
+                             pack_documents, pretrain_clm, pretrain_mlm)
 from labkit.tokenization import train_tokenizer
 from labkit.training import TrainConfig, lr_at
 from labkit.transformer import CausalLM, MaskedLM, PreTrainingModel, TransformerConfig
@@ -88,8 +89,57 @@ def test_pretraining_options_are_checked(tok, cfg):
     tc = TrainConfig(steps=2, batch_size=4, progress=False, device="cpu")
     with pytest.raises(ValueError, match="salient_probability must be in"):
         pretrain_mlm(MaskedLM(cfg), tok, TEXTS, TEXTS, tc, block_length=16, salient_ids=[5], salient_probability=1.5)
-    with pytest.raises(ValueError, match="needs salient_ids"):
+    with pytest.raises(ValueError, match="need salient_ids"):
         pretrain_mlm(MaskedLM(cfg), tok, TEXTS, TEXTS, tc, block_length=16, salient_probability=0.5)
+    with pytest.raises(ValueError, match="cls_salient need salient_ids"):
+        pretrain_mlm(MaskedLM(cfg), tok, TEXTS, TEXTS, tc, block_length=16, cls_salient=True)
+
+
+def test_cls_word_loss_is_the_mean_log_probability_of_each_rows_masked_salient_words(tok, cfg):
+    torch.manual_seed(0)
+    model = MaskedLM(cfg).eval()
+    rows = pack_documents(tok, TEXTS[:3], 16)  # (3, 16)
+    good, bad = tok.convert_tokens_to_ids(["good", "bad"])
+    labels = torch.full_like(rows, -100)
+    labels[0, 3], labels[0, 5], labels[2, 4], labels[1, 2] = good, bad, bad, good  # row 1: a masked word, not salient
+    targets = torch.isin(labels, torch.tensor([good, bad]))
+    targets[1] = False
+    h = model.encoder(rows).last_hidden_state  # (3, 16, C)
+    logp = torch.log_softmax(model.head(h[:, 0]), -1)  # (3, V): what [CLS] predicts
+    expected = -((logp[0, good] + logp[0, bad]) / 2 + logp[2, bad]) / 2  # row 1 has no target and does not count
+    assert cls_word_loss(model, h[:, 0], labels, targets).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert cls_word_loss(model, h[:, 0], labels, torch.zeros_like(targets)).item() == 0.0
+    mask = torch.ones_like(rows)
+    both = mlm_loss(model, (rows, labels, mask, targets)) - mlm_loss(model, (rows, labels, mask))  # the sum of the two
+    assert both.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_cls_salient_pretraining_teaches_cls_which_words_were_blanked(tok, cfg):
+    """Each tiny document has one of four mood words, blanked here; with cls_salient, [CLS] learns to
+    spread its prediction over those four (ln 4 is the best it can do: nothing else tells which one)."""
+    words = ["good", "great", "bad", "awful"]
+    ids = tok.convert_tokens_to_ids(words)
+    docs = [t for t in TEXTS if any(w in t.split() for w in words)]
+    rows = pack_documents(tok, docs, 16)
+    masked = torch.isin(rows, torch.tensor(ids))  # (N, T): blank every mood word
+    inputs = rows.masked_fill(masked, tok.mask_token_id)
+    labels = torch.where(masked, rows, torch.full_like(rows, -100))
+
+    def cls_nll(model):
+        model.eval()
+        with torch.no_grad():
+            return cls_word_loss(model, model.encoder(inputs).last_hidden_state[:, 0], labels, masked).item()
+
+    scores = {}
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = MaskedLM(cfg)
+        pretrain_mlm(model, tok, docs * 8, docs, TrainConfig(steps=150, batch_size=16, lr=3e-3, progress=False,
+                                                              device="cpu"),
+                     block_length=16, one_document_per_row=True, salient_ids=ids, salient_probability=0.5,
+                     cls_salient=on)
+        scores[on] = cls_nll(model)
+    assert scores[True] < 1.1 * math.log(4) < scores[False]  # measured: 1.42 with, 4.54 without
 
 
 def test_one_document_per_row_pretraining_learns_the_tiny_corpus(tok, cfg):
