@@ -1,4 +1,4 @@
-"""Two measurements on why pretraining does not (yet) help TinyWorld sentiment.
+"""Two measurements of what pretraining gives TinyWorld sentiment, and what the architecture can carry.
 
 1. **Word level.** Do the pretrained input embeddings separate positive from negative opinion
    words? Leave-one-out nearest centroid over the 36 opinion words (cosine similarity):
