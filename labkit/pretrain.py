@@ -232,8 +232,8 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
     salient_ids, salient_probability: :func:`mask_salient` on top of BERT masking.
     nsp_candidates: next-sentence negatives are the closest of this many random documents
     (:func:`labkit.nsp.make_pairs`; 1 = a random document, as BERT).
-    cls_salient: in the document rows, ``[CLS]`` also predicts the masked salient words
-    (:func:`cls_word_loss`); needs ``salient_ids``.
+    cls_salient: in the masked-LM rows (not the sentence pairs), ``[CLS]`` also predicts the
+    row's masked salient words (:func:`cls_word_loss`); needs ``salient_ids``.
     """
     if not 0.0 <= salient_probability < 1.0:
         raise ValueError(f"salient_probability must be in [0, 1), got {salient_probability}")
