@@ -425,7 +425,8 @@ assert pre["score"] - scr["score"] > 0.10, f"NER gain {pre['score'] - scr['score
 assert all(p > s for p, s in zip(pre["runs"], scr["runs"]))  # ... and with every seed, not only on average
 sentiment_pre, sentiment_scr = paired("sentiment", budgets["sentiment"][0])
 sentiment_gain, ner_gain = sentiment_pre["score"] - sentiment_scr["score"], pre["score"] - scr["score"]
-assert sentiment_gain < ner_gain  # whatever pretraining does for sentiment, it does less than for NER
+assert sentiment_gain > 0.05  # pretraining is ahead on sentiment too, even with the fewest labels ...
+assert sentiment_gain < ner_gain  # ... but it does less for sentiment than for NER
 print(f"fewest labels: pretraining adds {100 * ner_gain:+.1f} entity-F1 points to NER "
       f"and {100 * sentiment_gain:+.1f} accuracy points to sentiment")
 
