@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from .finetune import pad
+from .training import pad
 
 __all__ = ["split_sentences", "SentencePair", "make_pairs", "encode_pairs", "collate_pairs"]
 

@@ -6,11 +6,12 @@ progress bar, periodic validation, and a loss history for plotting.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -18,10 +19,10 @@ from torch import nn
 
 from .env import best_device
 
-__all__ = ["TrainConfig", "History", "fit", "seed_everything", "batches"]
+__all__ = ["TrainConfig", "History", "fit", "seed_everything", "batches", "model_loss", "evaluating", "seeded", "to_device", "pad"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
     """How long and how fast to train."""
 
@@ -60,9 +61,48 @@ class History:
     def last_eval(self) -> dict[str, float]:
         return self.eval_metrics[-1] if self.eval_metrics else {}
 
-    def to_dict(self) -> dict:
-        return {"steps": self.steps, "loss": self.loss, "lr": self.lr, "eval_steps": self.eval_steps,
-                "eval_metrics": self.eval_metrics, "seconds": self.seconds, "device": self.device}
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Eval mode and no gradients inside the block; the mode the model had comes back after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def to_device(batch, device: torch.device | str):
+    """Move a named batch (a dict, or a dataclass of tensors) to ``device``: the one place batches move."""
+    if isinstance(batch, dict):
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    raise TypeError(f"a batch is a dict keyed by forward()'s argument names, got {type(batch).__name__}")
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Inside the block torch's random streams (CPU and CUDA) start from ``seed``; after it they are
+    as they were. Head initialisation and dropout drawn inside depend on ``seed`` alone, not on
+    what ran before."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def pad(seqs: Sequence[Sequence[int]], pad_id: int = 0, value_for_pad: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad lists of ids into (B, T) ids and a (B, T) attention mask."""
+    T = max(len(s) for s in seqs)
+    fill = pad_id if value_for_pad is None else value_for_pad
+    ids = torch.full((len(seqs), T), fill, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return ids, mask
 
 
 def seed_everything(seed: int) -> None:
@@ -100,28 +140,37 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warmup))
 
 
+def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """The default loss: the model's own, ``model(**batch).loss`` (the batch holds its labels)."""
+    return model(**batch).loss
+
+
 def fit(
     model: nn.Module,
-    train_batches: Iterable,
-    loss_fn: Callable[[nn.Module, object], torch.Tensor],
-    cfg: TrainConfig,
+    train_batches: Iterable[dict],
+    loss_fn: Callable[[nn.Module, dict], torch.Tensor] = model_loss,
+    cfg: TrainConfig | None = None,
     *,
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
     on_eval: Callable[[History], None] | None = None,
     desc: str = "training",
 ) -> History:
-    """Train ``model`` for cfg.steps optimiser steps.
+    """Train ``model`` for cfg.steps optimiser steps; the model ends in the mode it started in.
 
     Args:
-        train_batches: an (endless) iterable of batches; each is passed to ``loss_fn``.
-        loss_fn: ``loss_fn(model, batch)`` → scalar loss; it moves the batch to the model's device.
+        train_batches: an (endless) iterable of named batches (dicts keyed by ``forward``'s
+            argument names); each is moved to the device here and passed to ``loss_fn``.
+        loss_fn: ``loss_fn(model, batch)`` → scalar loss; by default the model's own loss.
         evaluate: ``evaluate(model)`` → metrics, called every cfg.eval_every steps and at the end
-            (the model is put in eval mode and back).
+            (in eval mode, without gradients).
         on_eval: called with the history after each evaluation (e.g. to redraw a live plot).
     """
     from tqdm.auto import tqdm
 
+    if cfg is None:
+        raise ValueError("fit needs a TrainConfig (cfg=...)")
     device = torch.device(cfg.device) if cfg.device else best_device()
+    was_training = model.training
     model.to(device).train()
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
     use_bf16 = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -134,7 +183,7 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = loss_fn(model, next(it))
+            loss = loss_fn(model, to_device(next(it), device))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate (lr={cfg.lr})")
         optimizer.zero_grad(set_to_none=True)
@@ -148,15 +197,13 @@ def fit(
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(history.loss[-20:]):.3f}")
         if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            model.eval()
-            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            with evaluating(model), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
                 metrics = evaluate(model)
-            model.train()
             history.eval_steps.append(step + 1)
             history.eval_metrics.append({k: float(v) for k, v in metrics.items()})
             if on_eval is not None:
                 on_eval(history)
-    model.eval()
+    model.train(was_training)
     history.seconds = time.perf_counter() - start
     return history
 

@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .finetune import finetune_classifier, finetune_tokens
-from .heads import SequenceClassifier, TokenClassifier
+from .finetune import finetune
+from .tasks import TASKS
 from .training import TrainConfig
 from .transformer import MaskedLM
 
 __all__ = ["TransferConfig", "run_transfer", "transfer_markdown", "plot_transfer"]
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class TransferConfig:
-    tasks: tuple[str, ...] = ("sentiment", "ner")  # classification or tagging tasks from labkit.data
+    tasks: tuple[str, ...] = ("sentiment", "ner")  # names in labkit.tasks.TASKS
     label_counts: tuple[int | None, ...] = (32, 128, 512, None)  # None = every labelled example
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 15  # passes over the n examples...
@@ -56,31 +56,36 @@ def _train_head_only(model, train) -> None:
             p.requires_grad_(True)
 
 
-def run_transfer(pretrained: MaskedLM, tokenizer, data: dict, cfg: TransferConfig, *, progress: bool = False) -> list[dict]:
-    """Rows of {task, labels, init, accuracy (mean), std, runs}; one row per (task, n, init)."""
+def run_transfer(pretrained: MaskedLM, tokenizer, data: dict, cfg: TransferConfig, *, progress: bool = False,
+                 tasks: dict | None = None) -> list[dict]:
+    """Rows of {task, metric, labels, init, score (mean), std, runs}; one row per (task, n, init).
+
+    Each run (task, n, init, seed) depends on its own seed alone: its head, its subsample,
+    its batch order and its dropout are drawn from it, so a cell scores the same whether or
+    not other cells ran first. ``tasks`` overrides :data:`labkit.tasks.TASKS` by name.
+    """
+    tasks = {**TASKS, **(tasks or {})}
+    if unknown := [t for t in cfg.tasks if t not in tasks]:
+        raise ValueError(f"unknown transfer tasks {unknown}; choose from {sorted(tasks)}")
     rows = []
-    for task in cfg.tasks:
-        ds = data[task]
-        tagging = "ner_tags" in ds["train"].features
-        names = ds["train"].features["ner_tags"].feature.names if tagging else ds["train"].features["label"].names
-        tune = finetune_tokens if tagging else finetune_classifier
+    for name in cfg.tasks:
+        task, ds = tasks[name], data[name]
         for n in cfg.label_counts:
             n_eff = len(ds["train"]) if n is None else min(n, len(ds["train"]))
             for init in ("pretrained", "scratch"):
                 scores = []
                 for seed in cfg.seeds:
-                    head = TokenClassifier if tagging else SequenceClassifier
-                    model = head.from_pretrained(pretrained if init == "pretrained" else None, pretrained.config,
-                                                 num_labels=len(names), id2label=dict(enumerate(names)))
+                    model = task.make_model(pretrained if init == "pretrained" else None, ds,
+                                            config=pretrained.config, seed=seed)
                     tc = TrainConfig(steps=cfg.steps_for(n_eff), batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
                                      eval_every=10**9, progress=progress)
                     if cfg.probe_steps > 0:
                         probe = replace(tc, steps=cfg.probe_steps, lr=cfg.probe_lr)
-                        _train_head_only(model, lambda: tune(model, tokenizer, ds, probe, n_train=n_eff,
-                                                             validate=False, test=False))
-                    metrics = tune(model, tokenizer, ds, tc, n_train=n_eff, validate=False).metrics
-                    scores.append(metrics["entity_f1" if tagging else "accuracy"])
-                rows.append({"task": task, "metric": "entity_f1" if tagging else "accuracy", "labels": n_eff, "init": init,
+                        _train_head_only(model, lambda: finetune(task, model, tokenizer, ds, probe, n_train=n_eff,
+                                                                 validate=False, test=False))
+                    metrics = finetune(task, model, tokenizer, ds, tc, n_train=n_eff, validate=False).metrics
+                    scores.append(metrics[task.metric])
+                rows.append({"task": name, "metric": task.metric, "labels": n_eff, "init": init,
                              "score": float(np.mean(scores)), "std": float(np.std(scores)), "runs": scores})
     return rows
 

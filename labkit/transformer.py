@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention, causal_mask, padding_mask
+from .masking import IGNORE_INDEX
 
 __all__ = [
     "TransformerConfig",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TransformerConfig:
     """Sizes of a mini-Transformer. Defaults give a laptop-sized model (~1.5M parameters)."""
 
@@ -94,7 +95,7 @@ class DecoderOutput:
 @dataclass
 class LMOutput:
     logits: torch.Tensor  # (B, T, V)
-    loss: torch.Tensor | None = None  # mean cross-entropy over positions whose label != -100
+    loss: torch.Tensor | None = None  # mean cross-entropy over positions whose label != IGNORE_INDEX
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
@@ -300,7 +301,7 @@ def _lm_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor 
         return None
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"labels shape {tuple(labels.shape)} != logits shape without vocab {tuple(logits.shape[:-1])}")
-    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)  # (B*T, V) vs (B*T,)
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)  # (B*T, V) vs (B*T,)
 
 
 def _check_ids(ids: torch.Tensor, name: str, vocab_size: int) -> None:
@@ -323,7 +324,7 @@ class MaskedLM(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, *,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> LMOutput:
-        """labels (B, S): the original id at masked positions, -100 elsewhere."""
+        """labels (B, S): the original id at masked positions, IGNORE_INDEX (-100) elsewhere."""
         enc = self.encoder(input_ids, attention_mask, token_type_ids,
                            output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         logits = self.head(enc.last_hidden_state)  # (B, S, V)

@@ -139,7 +139,7 @@ for name, scale in SCALES.items():
     with torch.device("meta"):  # shapes only: counting needs no memory
         n = count_parameters(MaskedLM(scale.model))
     m = scale.model
-    print(f"{name:>6} {scale.vocab_size:>6} {m.d_model:>7} {m.n_layers:>6} {m.n_heads:>5} {scale.pretrain.steps:>14} {n:>11,}")
+    print(f"{name:>6} {scale.vocab_size:>6} {m.d_model:>7} {m.n_layers:>6} {m.n_heads:>5} {scale.pretrain.train.steps:>14} {n:>11,}")
 
 # %% [markdown]
 # (The vocabulary sizes are upper bounds: chapter 03 shows the tokenizer stopping earlier when

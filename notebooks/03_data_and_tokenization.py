@@ -70,7 +70,7 @@ import torch
 from IPython.display import Markdown, display
 
 from labkit.build import SCALES
-from labkit.data import TASKS, build_world, data_dir, load_task
+from labkit.data import DATASETS, build_world, data_dir, load_task
 from labkit.data.sentiment import opinion_words, uses_heldout_words
 from labkit.env import best_device
 from labkit.tokenization import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
@@ -105,7 +105,7 @@ display(Markdown(section))
 # returns a 🤗 `datasets.DatasetDict` with train, validation and test splits. One record of each:
 
 # %%
-data = {task: load_task(task, size=SCALE.data) for task in TASKS}
+data = {task: load_task(task, size=SCALE.data) for task in DATASETS}
 print(f"{'task':<12}{'train':>8}{'validation':>12}{'test':>8}   columns")
 for task, dd in data.items():
     assert set(dd) == {"train", "validation", "test"}

@@ -88,7 +88,8 @@ from labkit.env import best_device
 from labkit.folders import save_model
 from labkit.masking import IGNORE_INDEX, mask_tokens
 from labkit.nsp import make_pairs
-from labkit.pretrain import evaluate_mlm, evaluate_nsp, mlm_loss, pack_blocks, pretrain_clm, pretrain_mlm
+from labkit.objectives import MaskedWords
+from labkit.pretrain import PretrainConfig, evaluate_mlm, evaluate_nsp, mlm_loss, pack_blocks, pretrain_clm, pretrain_mlm
 from labkit.training import seed_everything
 from labkit.transformer import CausalLM, MaskedLM, PreTrainingModel
 from labkit.viz import LivePlot, attention_explorer, bertviz_view, encoder_attentions
@@ -130,12 +131,12 @@ for text in train_texts[:2]:
 # §4 shows why that matters for sentiment.)
 
 # %%
-val_blocks = pack_blocks(tokenizer, val_texts, SCALE.block_length)  # (N, T)
+val_blocks = pack_blocks(tokenizer, val_texts, SCALE.pretrain.block_length)  # (N, T)
 print("validation blocks:", tuple(val_blocks.shape), "= (N blocks, T tokens)")
 print(" ".join(tokenizer.convert_ids_to_tokens(val_blocks[0, :40].tolist())), "…")
 
 # %%
-assert val_blocks.shape[1] == SCALE.block_length
+assert val_blocks.shape[1] == SCALE.pretrain.block_length
 assert (val_blocks[:, 0] == tokenizer.cls_token_id).all() and (val_blocks[:, -1] == tokenizer.sep_token_id).all()
 assert (val_blocks != tokenizer.pad_token_id).all()  # packing needs no padding
 
@@ -280,7 +281,7 @@ with torch.no_grad():
     log_p = torch.log_softmax(mlm(x_tilde).logits, dim=-1)  # (B, T, V)
     chosen = labels != IGNORE_INDEX  # (B, T): the set M
     loss_by_hand = -log_p[chosen].gather(1, labels[chosen][:, None]).mean()  # (M, V) -> (M, 1) -> mean
-    loss_labkit = mlm_loss(mlm, (x_tilde, labels))
+    loss_labkit = mlm_loss(mlm, {"input_ids": x_tilde, "labels": labels})
     loss_model = mlm(x_tilde, labels=labels).loss
 print(f"|M| = {chosen.sum().item()} predictions; loss by hand {loss_by_hand:.4f}, "
       f"mlm_loss {loss_labkit:.4f}, model(labels=) {loss_model:.4f}")
@@ -310,8 +311,10 @@ assert abs(before["loss"] - math.log(V)) < 0.05 * math.log(V)
 # model above for a few dozen steps — the real one was trained for longer by `labkit build`.
 
 # %%
-demo_cfg = replace(SCALE.pretrain, steps=DEMO_STEPS, eval_every=max(20, DEMO_STEPS // 4), progress=False)
-demo = pretrain_mlm(untrained, tokenizer, train_texts, val_texts, demo_cfg, block_length=SCALE.block_length,
+demo_train = replace(SCALE.pretrain.train, steps=DEMO_STEPS, eval_every=max(20, DEMO_STEPS // 4), progress=False)
+demo_cfg = PretrainConfig(train=demo_train, objectives=(MaskedWords(),), block_length=SCALE.pretrain.block_length,
+                          one_document_per_row=False, salient_probability=0.0)  # masked LM alone, on packed blocks
+demo = pretrain_mlm(untrained, tokenizer, train_texts, val_texts, demo_cfg,
                     on_eval=LivePlot("masked_accuracy"))
 
 # %%
@@ -333,22 +336,22 @@ plt.show()
 # same validation blocks with the same masks.
 
 # %%
-train_blocks = pack_blocks(tokenizer, train_texts, SCALE.block_length)
+train_blocks = pack_blocks(tokenizer, train_texts, SCALE.pretrain.block_length)
 counts = torch.bincount(train_blocks.flatten(), minlength=V)
 counts[list(SPECIAL_IDS)] = 0
 most_frequent = int(counts.argmax())
 eligible = ~torch.isin(val_blocks, torch.tensor(SPECIAL_IDS))  # the tokens masking may choose, uniformly
 unigram_accuracy = (val_blocks[eligible] == most_frequent).float().mean().item()  # its expected masked accuracy
 after = evaluate_mlm(mlm, tokenizer, val_blocks)
-rows = [("untrained", 0, before), ("short demo", DEMO_STEPS, demo.metrics), ("lab's pretrained model", SCALE.pretrain.steps, after)]
+rows = [("untrained", 0, before), ("short demo", DEMO_STEPS, demo.metrics), ("lab's pretrained model", SCALE.pretrain.train.steps, after)]
 print(f"{'model':>24} {'steps':>6} {'loss':>6} {'perplexity':>11} {'masked acc.':>11}")
 for name, steps, m in rows:
     print(f"{name:>24} {steps:>6} {m['loss']:>6.2f} {m['perplexity']:>11,.1f} {m['masked_accuracy']:>11.3f}")
 print(f"{'always ' + repr(tokenizer.convert_ids_to_tokens(most_frequent)):>24} {'':>6} {'':>6} {'':>11} {unigram_accuracy:>11.3f}")
 
 # %%
-assert SCALE.pretrain.steps > DEMO_STEPS and after["loss"] < demo.metrics["loss"]  # longer pretraining, lower loss
-seen = {name: sc.pretrain.steps * sc.pretrain.batch_size * sc.block_length for name, sc in SCALES.items()}  # tokens
+assert SCALE.pretrain.train.steps > DEMO_STEPS and after["loss"] < demo.metrics["loss"]  # longer pretraining, lower loss
+seen = {name: sc.pretrain.train.steps * sc.pretrain.train.batch_size * sc.pretrain.block_length for name, sc in SCALES.items()}  # tokens
 assert seen["ci"] < seen["cpu"] < seen["gpu"]  # each larger scale reads more text
 assert after["masked_accuracy"] > unigram_accuracy  # context beats word frequency alone
 
@@ -487,7 +490,7 @@ print(example["token_type_ids"][0][:24].tolist())
 # %%
 # The formula by hand, against the model's own next-sentence logits.
 batch = tokenizer([p.first for p in pairs[:8]], [p.second for p in pairs[:8]], padding=True, truncation=True,
-                  max_length=SCALE.block_length, return_tensors="pt").to(device)
+                  max_length=SCALE.pretrain.block_length, return_tensors="pt").to(device)
 with torch.no_grad():
     out = mlm(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     h_cls = mlm.encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).last_hidden_state[:, 0]  # (B, C)
@@ -495,7 +498,7 @@ with torch.no_grad():
 assert torch.allclose(by_hand, torch.softmax(out.next_sentence_logits, -1)[:, 0], atol=1e-6)
 for p, q in zip(pairs[:8], by_hand.tolist()):
     print(f"P(IsNext) = {q:.2f}   truth: {'IsNext' if p.label == 0 else 'NotNext'}")
-nsp_accuracy = evaluate_nsp(mlm, tokenizer, val_texts[:1000], max_length=SCALE.block_length)["next_sentence_accuracy"]
+nsp_accuracy = evaluate_nsp(mlm, tokenizer, val_texts[:1000], max_length=SCALE.pretrain.block_length)["next_sentence_accuracy"]
 print(f"next-sentence accuracy on validation pairs: {nsp_accuracy:.3f} (chance: 0.5)")
 assert nsp_accuracy > 0.6  # [CLS] learned something masked LM alone never asks of it
 
@@ -571,7 +574,7 @@ assert block.shape[1] - 1 > n_mlm
 # progress, not which model is better.)
 
 # %%
-clm_run = pretrain_clm(clm, tokenizer, train_texts, val_texts, demo_cfg, block_length=SCALE.block_length,
+clm_run = pretrain_clm(clm, tokenizer, train_texts, val_texts, demo_train, block_length=SCALE.pretrain.block_length,
                        on_eval=LivePlot("next_token_accuracy"))
 
 # %%

@@ -96,7 +96,7 @@ from labkit.viz import attention_explorer, bertviz_view, plot_history
 
 LAB_SCALE = os.environ.get("LAB_SCALE", "cpu")  # "ci" (tests), "cpu" (default) or "gpu"
 SCALE = SCALES[LAB_SCALE]  # model and training sizes of `labkit build` at this scale
-CLASSIFY = replace(SCALE.classify, progress=False)  # the build's fine-tuning settings
+CLASSIFY = replace(SCALE.finetune["sentiment"], progress=False)  # the build's fine-tuning settings
 HF_STEPS = min(CLASSIFY.steps, 100)  # the plain loop of §1 is a short demonstration
 seed_everything(0)
 device = best_device()
@@ -178,7 +178,7 @@ print(f"{n_new:,} of {n_all:,} parameters ({n_new / n_all:.2%}) start from scrat
 
 # %%
 corpus = load_task("corpus", size=LAB_SCALE)
-nsp = evaluate_nsp(mlm, tokenizer, list(corpus["validation"]["text"])[:500], max_length=SCALE.block_length)
+nsp = evaluate_nsp(mlm, tokenizer, list(corpus["validation"]["text"])[:500], max_length=SCALE.pretrain.block_length)
 assert nsp["next_sentence_accuracy"] > 0.6  # the pooler learnt something during pretraining
 print(f"next-sentence accuracy of the pretrained model: {nsp['next_sentence_accuracy']:.3f} (chance: 0.5)")
 
@@ -606,9 +606,11 @@ assert np.mean(gaps) > 0  # a positive context pulls the blank towards positive 
 #
 # - **The data.** Search the pretraining corpus (`corpus["train"]`) for *superb* or *dreadful*:
 #   how often does each occur, and next to what? Which kinds of sentence carry its polarity?
-# - **The objective.** Rebuild without one of them — `SCALES["cpu"] = replace(SCALES["cpu"],
-#   cls_salient=False)` (from `labkit.build` and `dataclasses`), then `build("cpu", out=...)` —
-#   and compare the two `report.md` grids. Next-sentence prediction alone
+# - **The objective.** Rebuild without one of them — the objectives are a tuple in the scale's
+#   `PretrainConfig`, so `variant = replace(SCALES["cpu"], pretrain=replace(SCALES["cpu"].pretrain,
+#   objectives=(MaskedWords(), NextSentence(candidates=8))))` (from `labkit.build`,
+#   `labkit.objectives` and `dataclasses`), then `build(variant, out=...)` — and compare the two
+#   `report.md` grids. Next-sentence prediction alone
 #   teaches `[CLS]` whether two halves *agree*, not what mood they share: why is that harder to
 #   read with 32 labels? Which other label-free objective would put the mood into `[CLS]` —
 #   predicting a review's star rating where the corpus states it, say?

@@ -160,7 +160,7 @@ assert [labels[i] for i in labelled] == shown["ner_tags"]  # carrying the word's
 # %%
 seed_everything(0)
 ner_model = TokenClassifier.from_pretrained(mlm, num_labels=len(TAGS), id2label=dict(enumerate(TAGS)))
-ner_run = finetune_tokens(ner_model, tokenizer, ner, replace(SCALE.ner, progress=False))
+ner_run = finetune_tokens(ner_model, tokenizer, ner, replace(SCALE.finetune["ner"], progress=False))
 plot_history(ner_run.history, "entity_f1", smooth=10)
 plt.title("fine-tuning the NER tagger")
 plt.show()
@@ -310,8 +310,8 @@ if (BUILD / "qa" / "model.safetensors").is_file():
 else:
     seed_everything(0)
     qa_model = QuestionAnswerer.from_pretrained(mlm)
-    finetune_qa(qa_model, tokenizer, qa, replace(SCALE.qa, steps=min(SCALE.qa.steps, 300), progress=False),
-                max_length=SCALE.qa_max_length)
+    finetune_qa(qa_model, tokenizer, qa, replace(SCALE.finetune["qa"], steps=min(SCALE.finetune["qa"].steps, 300), progress=False),
+                max_length=SCALE.tasks["qa"].max_length)
     print("no build found: fine-tuned a QA model here")
 qa_model = qa_model.to(device).eval()
 
@@ -325,7 +325,7 @@ qa_model = qa_model.to(device).eval()
 
 # %%
 def span_logits(questions: list[str], contexts: list[str]):
-    feats = prepare_train_features(tokenizer, questions, contexts, max_length=SCALE.qa_max_length, stride=64)
+    feats = prepare_train_features(tokenizer, questions, contexts, max_length=SCALE.tasks["qa"].max_length, stride=64)
     keys = ("input_ids", "attention_mask", "token_type_ids")
     x, m, tt = (torch.tensor(feats[k], device=device) for k in keys)
     with torch.no_grad():
@@ -370,7 +370,7 @@ assert all(row["context"][s.start_char:s.end_char] == s.text for s in n_best)  #
 # %%
 test = qa["test"]
 predictions = answer_questions(qa_model, tokenizer, list(test["question"]), list(test["context"]),
-                               max_length=SCALE.qa_max_length)
+                               max_length=SCALE.tasks["qa"].max_length)
 golds = [a["text"] for a in test["answers"]]
 scores = M.squad_scores(dict(zip(test["id"], predictions)), dict(zip(test["id"], golds)))
 print(f"test: exact match {scores['exact_match']:.1f}, F1 {scores['f1']:.1f} over {len(test)} questions")

@@ -83,7 +83,8 @@ from labkit.env import best_device
 from labkit.folders import load_model
 from labkit.generate import beam_search, greedy_decode
 from labkit.training import seed_everything
-from labkit.translate import finetune_translation, join_cjk, translate, warm_start_seq2seq
+from labkit.finetune import finetune_translation
+from labkit.translate import join_cjk, translate, warm_start_seq2seq
 
 LAB_SCALE = os.environ.get("LAB_SCALE", "cpu")  # "ci" (tests), "cpu" (default) or "gpu"
 SCALE = SCALES[LAB_SCALE]  # model and training sizes of `labkit build` at this scale
@@ -135,7 +136,7 @@ if (BUILD / "translation" / "model.safetensors").is_file():
 else:
     seed_everything(0)
     translator = warm_start_seq2seq(mlm, n_decoder_layers=SCALE.model.n_decoder_layers)
-    finetune_translation(translator, tokenizer, pairs, replace(SCALE.translation, steps=min(SCALE.translation.steps, 300),
+    finetune_translation(translator, tokenizer, pairs, replace(SCALE.finetune["translation"], steps=min(SCALE.finetune["translation"].steps, 300),
                                                                progress=False), num_beams=1)
     print("no build found: trained a translator here")
 translator = translator.to(device).eval()
@@ -211,13 +212,13 @@ print(f"{n_cross:,} of {n_all:,} parameters ({n_cross / n_all:.0%}) — the cros
 # `WARM_STEPS` steps with the same data and seed, and compare the training losses.
 
 # %%
-short_cfg = replace(SCALE.translation, steps=WARM_STEPS, eval_every=WARM_STEPS, progress=False)
+short_cfg = replace(SCALE.finetune["translation"], steps=WARM_STEPS, eval_every=WARM_STEPS, progress=False)
 runs = {}
 for name, init in (("warm start", mlm), ("random init", None)):
     seed_everything(0)
     model = warm_start_seq2seq(init, replace(mlm.config, n_decoder_layers=SCALE.model.n_decoder_layers),
                                n_decoder_layers=SCALE.model.n_decoder_layers)
-    runs[name] = finetune_translation(model, tokenizer, pairs, short_cfg, num_beams=1, n_eval=50)
+    runs[name] = finetune_translation(model, tokenizer, pairs, short_cfg, num_beams=1, n_validate=50)
 fig, ax = plt.subplots(figsize=(7, 3))
 for name, run in runs.items():
     ax.plot(run.history.steps, run.history.loss, label=f"{name} (test BLEU {run.metrics['bleu_greedy']:.1f})")

@@ -19,10 +19,10 @@ import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from labkit.data.sentiment import opinion_words
-from labkit.finetune import pad
+from labkit.training import pad
 from labkit.pretrain import mask_batch, pack_blocks
 from labkit.tokenization import train_tokenizer
-from labkit.training import TrainConfig, batches, fit, seed_everything
+from labkit.training import TrainConfig, batches, fit, seeded
 from labkit.transformer import MaskedLM, TransformerConfig
 
 ASPECTS = ("screen", "battery", "price", "design", "staff", "plot")
@@ -43,14 +43,14 @@ def train(kind: str, packed: bool, seed: int, docs: list[str], tokenizer, steps:
     """Train a fresh masked LM ("labkit" or "transformers") and return it."""
     cfg = TransformerConfig(vocab_size=len(tokenizer), d_model=64, n_layers=2, n_heads=2, d_ff=256, max_position=128,
                             dropout=0.0, attention_dropout=0.0, pad_token_id=tokenizer.pad_token_id)
-    seed_everything(seed)
-    if kind == "labkit":
-        model = MaskedLM(cfg)
-    else:
-        model = BertForMaskedLM(BertConfig(vocab_size=cfg.vocab_size, hidden_size=64, num_hidden_layers=2,
-                                           num_attention_heads=2, intermediate_size=256, max_position_embeddings=128,
-                                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                                           pad_token_id=tokenizer.pad_token_id))
+    with seeded(seed):
+        if kind == "labkit":
+            model = MaskedLM(cfg)
+        else:
+            model = BertForMaskedLM(BertConfig(vocab_size=cfg.vocab_size, hidden_size=64, num_hidden_layers=2,
+                                               num_attention_heads=2, intermediate_size=256, max_position_embeddings=128,
+                                               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                               pad_token_id=tokenizer.pad_token_id))
     g = torch.Generator().manual_seed(seed)
     if packed:
         blocks = pack_blocks(tokenizer, docs, 64)  # (N, 64): several reviews per block
@@ -58,7 +58,7 @@ def train(kind: str, packed: bool, seed: int, docs: list[str], tokenizer, steps:
         def stream():
             for idx in batches(len(blocks), 64, seed=seed):
                 m = mask_batch(tokenizer, blocks[idx], g, 0.15)
-                yield m.input_ids, torch.ones_like(m.input_ids), m.labels
+                yield {"input_ids": m.input_ids, "attention_mask": torch.ones_like(m.input_ids), "labels": m.labels}
     else:
         ids = tokenizer(docs)["input_ids"]  # one [CLS] review [SEP] per sequence
 
@@ -66,13 +66,10 @@ def train(kind: str, packed: bool, seed: int, docs: list[str], tokenizer, steps:
             for idx in batches(len(ids), 64, seed=seed):
                 x, mask = pad([ids[i] for i in idx], tokenizer.pad_token_id)
                 m = mask_batch(tokenizer, x, g, 0.15)
-                yield m.input_ids, mask, m.labels
+                yield {"input_ids": m.input_ids, "attention_mask": mask, "labels": m.labels}
 
-    def loss_fn(model, batch):  # both models take the same arguments and return .loss
-        x, mask, y = batch
-        return model(input_ids=x, attention_mask=mask, labels=y).loss
-
-    fit(model, stream(), loss_fn, TrainConfig(steps=steps, batch_size=64, lr=3e-3, seed=seed, eval_every=10**9,
+    # both models take the same named batch and return their own loss
+    fit(model, stream(), cfg=TrainConfig(steps=steps, batch_size=64, lr=3e-3, seed=seed, eval_every=10**9,
                                               progress=False, device="cpu"))
     return model
 

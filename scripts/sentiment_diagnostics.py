@@ -22,9 +22,10 @@ import torch
 from labkit.build import SCALES, default_output_dir
 from labkit.data import load_task
 from labkit.data.sentiment import opinion_words
-from labkit.finetune import pad
+from labkit.training import pad
 from labkit.folders import load_model
-from labkit.training import TrainConfig, batches, fit, seed_everything
+from labkit.masking import IGNORE_INDEX
+from labkit.training import TrainConfig, batches, fit, seeded
 from labkit.transformer import MaskedLM
 
 PROMPT = "Rated [MASK] out of 5. {}"
@@ -67,18 +68,17 @@ def rating_readout(tokenizer, data, scale: str = "cpu", steps: int = 600, seed: 
     targets = [rng.choice(HIGH if y else LOW) for y in train["label"]]
     ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
     target_ids = tokenizer.convert_tokens_to_ids(targets)
-    seed_everything(seed)
-    model = MaskedLM(replace(SCALES[scale].model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id))
+    with seeded(seed):
+        model = MaskedLM(replace(SCALES[scale].model, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id))
 
     def stream():
         for idx in batches(len(ids), 64, seed=seed):
             x, mask = pad([ids[i] for i in idx], tokenizer.pad_token_id)  # (B, T)
-            labels = torch.full_like(x, -100)
+            labels = torch.full_like(x, IGNORE_INDEX)
             labels[x == tokenizer.mask_token_id] = torch.tensor([target_ids[i] for i in idx])  # one blank per row
-            yield x, mask, labels
+            yield {"input_ids": x, "attention_mask": mask, "labels": labels}
 
-    fit(model, stream(), lambda m, b: m(input_ids=b[0], attention_mask=b[1], labels=b[2]).loss,
-        TrainConfig(steps=steps, batch_size=64, lr=lr, seed=seed, eval_every=10**9, progress=False, device="cpu"))
+    fit(model, stream(), cfg=TrainConfig(steps=steps, batch_size=64, lr=lr, seed=seed, eval_every=10**9, progress=False, device="cpu"))
     model.eval()
     high, low = digits[:2], digits[2:]
     right = 0

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from datasets import ClassLabel, Sequence, Translation, Value
 
-from labkit.data import (DEFAULT_CANARY, SCALES, TASKS, build_world, count_tokens, gender_occupation_skew,
+from labkit.data import (DEFAULT_CANARY, SIZES, DATASETS, build_world, count_tokens, gender_occupation_skew,
                          load_task, split_sizes)
 from labkit.data.lexicon import read_json
 from labkit.data.ner import NER_TAGS
@@ -36,7 +36,7 @@ def cache_env(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ci(cache_env):
     """Every task at the "ci" scale, seed 0."""
-    return {task: load_task(task, "ci") for task in TASKS}
+    return {task: load_task(task, "ci") for task in DATASETS}
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +66,11 @@ def mentions(names: list[str], texts: list[str]) -> set[str]:
 
 
 def test_tasks_and_scales_are_the_public_names():
-    assert TASKS == ("corpus", "sentiment", "topic", "ner", "qa", "translation")
-    assert SCALES == ("ci", "cpu", "gpu")
+    assert DATASETS == ("corpus", "sentiment", "topic", "ner", "qa", "translation")
+    assert SIZES == ("ci", "cpu", "gpu")
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", DATASETS)
 def test_splits_sizes_and_features(ci, task):
     dataset = ci[task]
     assert list(dataset) == ["train", "validation", "test"]
@@ -340,9 +340,9 @@ def test_same_arguments_give_identical_data_across_processes():
     other = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "4242"}).stdout.strip()
     assert len(local) == 64 and local == other
-    rows = {task: build_rows(task, split_sizes(task, 40), seed=3) for task in TASKS}
+    rows = {task: build_rows(task, split_sizes(task, 40), seed=3) for task in DATASETS}
     digest = hashlib.sha256()
-    for task in TASKS:
+    for task in DATASETS:
         digest.update(json.dumps(rows[task], sort_keys=True, ensure_ascii=False).encode())
     assert digest.hexdigest() == local
 

@@ -34,14 +34,14 @@ from datasets import DatasetDict
 from labkit.data.cache import cached
 from labkit.data.corpus import DEFAULT_CANARY, SkewStats, count_tokens, gender_occupation_skew
 from labkit.data.lexicon import data_dir, data_fingerprint
-from labkit.data.tasks import SCALES, TASKS, SplitSizes, build_dataset, split_sizes
+from labkit.data.tasks import SIZES, DATASETS, SplitSizes, build_dataset, split_sizes
 from labkit.data.world import World, build_world
 
 GENERATOR_VERSION = "tinyworld-5"
 SCALE_ENV = "LAB_SCALE"
 
 __all__ = [
-    "TASKS", "SCALES", "load_task", "resolve_size", "split_sizes", "SplitSizes", "build_world", "World",
+    "DATASETS", "SIZES", "load_task", "resolve_size", "split_sizes", "SplitSizes", "build_world", "World",
     "gender_occupation_skew", "SkewStats", "count_tokens", "DEFAULT_CANARY", "data_dir", "GENERATOR_VERSION",
 ]
 
@@ -50,13 +50,13 @@ def resolve_size(size: str | int | None) -> str | int:
     """A scale name or a positive number of training rows (``None``: ``$LAB_SCALE`` or "cpu")."""
     if size is None:
         size = os.environ.get(SCALE_ENV) or "cpu"
-        if size not in SCALES:
-            raise ValueError(f"environment variable {SCALE_ENV}={size!r} is not a scale; choose one of {SCALES}")
+        if size not in SIZES:
+            raise ValueError(f"environment variable {SCALE_ENV}={size!r} is not a scale; choose one of {SIZES}")
         return size
     if isinstance(size, bool) or not isinstance(size, (str, int)):
-        raise ValueError(f"size must be one of {SCALES}, a positive int or None; got {size!r}")
-    if isinstance(size, str) and size not in SCALES:
-        raise ValueError(f"unknown size {size!r}; choose one of {SCALES}, a positive int, or None")
+        raise ValueError(f"size must be one of {SIZES}, a positive int or None; got {size!r}")
+    if isinstance(size, str) and size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {SIZES}, a positive int, or None")
     if isinstance(size, int) and size <= 0:
         raise ValueError(f"size must be a positive number of training examples; got {size}")
     return size
@@ -67,8 +67,8 @@ def load_task(name: str, size: str | int | None = None, seed: int = 0, *, skew: 
     """Generate (or load from the cache) TinyWorld task ``name``.
 
     Args:
-        name: one of ``TASKS``.
-        size: one of ``SCALES`` ("ci" small and fast, "cpu" default, "gpu" large), a
+        name: one of ``DATASETS``.
+        size: one of ``SIZES`` ("ci" small and fast, "cpu" default, "gpu" large), a
             positive number of training rows (documents for ``corpus``), or None for
             ``$LAB_SCALE`` (default "cpu").
         seed: world and sampling seed; same arguments give identical data.
@@ -79,8 +79,8 @@ def load_task(name: str, size: str | int | None = None, seed: int = 0, *, skew: 
     Returns:
         ``DatasetDict`` with "train", "validation" and "test".
     """
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {TASKS}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown task {name!r}; choose one of {DATASETS}")
     size = resolve_size(size)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int; got {seed!r}")

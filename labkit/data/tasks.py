@@ -16,8 +16,8 @@ from labkit.data import corpus, ner, qa, sentiment, topic, translation
 from labkit.data.render import derive_rng
 from labkit.data.world import build_world
 
-TASKS = ("corpus", "sentiment", "topic", "ner", "qa", "translation")
-SCALES = ("ci", "cpu", "gpu")
+DATASETS = ("corpus", "sentiment", "topic", "ner", "qa", "translation")  # the fine-tuning tasks are labkit.tasks.TASKS
+SIZES = ("ci", "cpu", "gpu")  # data presets; the build's scales are labkit.scales.SCALES
 SPLITS = ("train", "validation", "test")
 SENTIMENT_HELDOUT_RATE = 0.3  # share of opinion words drawn from the held-out list in eval splits
 
@@ -77,7 +77,7 @@ def features(task: str) -> Features:
                          "answers": Sequence({"text": Value("string"), "answer_start": Value("int32")})})
     if task == "translation":
         return Features({"translation": Translation(languages=["en", "zh"])})
-    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    raise ValueError(f"unknown task {task!r}; choose one of {DATASETS}")
 
 
 def build_rows(task: str, sizes: SplitSizes, seed: int, *, skew: float = 0.0, canaries: int = 0,
@@ -111,7 +111,7 @@ def build_rows(task: str, sizes: SplitSizes, seed: int, *, skew: float = 0.0, ca
             seen = frozenset(r["translation"]["en"] for done in rows.values() for r in done)
             rows[split] = translation.generate(world, rng, n, exclude=seen, **common)
         else:
-            raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+            raise ValueError(f"unknown task {task!r}; choose one of {DATASETS}")
     return rows
 
 
