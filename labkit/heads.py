@@ -22,6 +22,7 @@ from torch import nn
 from transformers import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 
 from . import hf
+from .masking import IGNORE_INDEX
 from .transformer import Encoder, MaskedLM, TransformerConfig, _init_weights
 
 __all__ = ["SequenceClassifier", "TokenClassifier", "QuestionAnswerer", "ClassifierOutput", "SpanOutput"]
@@ -107,8 +108,8 @@ class TokenClassifier(_Head):
         enc = self.encoder(input_ids, attention_mask, token_type_ids, output_attentions=output_attentions)
         logits = self.classifier(self.dropout(enc.last_hidden_state))  # (B, T, C) -> (B, T, K)
         loss = None
-        if labels is not None:  # -100 marks word pieces that carry no label
-            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        if labels is not None:  # IGNORE_INDEX marks word pieces that carry no label
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
         return ClassifierOutput(logits, loss, enc.attentions)
 
 

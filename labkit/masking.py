@@ -10,7 +10,7 @@ chosen token is
 
 so the model cannot assume that only ``[MASK]`` positions need predicting. Special
 tokens (``[CLS]``, ``[SEP]``, ...) and padding are never chosen. The labels hold the
-original id at chosen positions and ``-100`` (the ``ignore_index`` of
+original id at chosen positions and ``IGNORE_INDEX`` (-100, the ``ignore_index`` of
 ``F.cross_entropy``) everywhere else, so the loss is computed on chosen tokens only.
 
 Shape letters used in the comments: B batch size, T sequence length.
