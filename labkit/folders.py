@@ -12,7 +12,6 @@ from pathlib import Path
 import transformers
 from torch import nn
 
-from . import heads  # noqa: F401  (registers the task heads with labkit.hf)
 from .hf import from_hf, to_hf
 
 __all__ = ["ModelFolderError", "save_model", "load_model", "load_hf_model"]

@@ -10,7 +10,7 @@ labkit                   transformers                        prediction
 
 Each can be warm-started from a pretrained ``MaskedLM`` (``from_pretrained``), which is
 the point of pretraining: the encoder arrives knowing the language; only the small head
-starts from scratch.
+starts from scratch. The heads are plain torch; ``labkit.hf`` pairs them with their twins.
 """
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 
-from . import hf
 from .masking import IGNORE_INDEX
 from .transformer import Encoder, MaskedLM, TransformerConfig, _init_weights
 
@@ -72,9 +70,6 @@ class _Head(nn.Module):
         if unexpected or any(not k.startswith("pooler") for k in missing):
             raise ValueError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
         return model
-
-    def hf_config_kwargs(self) -> dict:
-        return {"id2label": self.id2label, "label2id": {v: k for k, v in self.id2label.items()}}
 
 
 class SequenceClassifier(_Head):
@@ -131,37 +126,3 @@ class QuestionAnswerer(_Head):
         if start_positions is not None and end_positions is not None:
             loss = (F.cross_entropy(start, start_positions) + F.cross_entropy(end, end_positions)) / 2
         return SpanOutput(start, end, loss)
-
-    def hf_config_kwargs(self) -> dict:
-        return {}
-
-
-def _rename(head_names: tuple[str, ...]):
-    body = hf._prefixed("encoder.", "bert.", hf._stack_key)
-
-    def rename(key: str) -> str:
-        return key if key.split(".")[0] in head_names else body(key)
-    return rename
-
-
-def _labkit_builder(cls, pooler_expected: bool):
-    def build(m):
-        labels = {int(k): v for k, v in m.config.id2label.items()}
-        model = cls(hf.from_bert_config(m.config), num_labels=m.config.num_labels,
-                    **({"id2label": labels} if cls is not QuestionAnswerer else {}))
-        return model
-    return build
-
-
-def _hf_builder(hf_cls):
-    def build(m: _Head, kw: dict):
-        return hf_cls(hf.to_bert_config(m.config, num_labels=m.num_labels, **{**m.hf_config_kwargs(), **kw}))
-    return build
-
-
-hf.register(SequenceClassifier, BertForSequenceClassification, _rename(("classifier",)),
-            _labkit_builder(SequenceClassifier, True), _hf_builder(BertForSequenceClassification))
-hf.register(TokenClassifier, BertForTokenClassification, _rename(("classifier",)),
-            _labkit_builder(TokenClassifier, False), _hf_builder(BertForTokenClassification))
-hf.register(QuestionAnswerer, BertForQuestionAnswering, _rename(("qa_outputs",)),
-            _labkit_builder(QuestionAnswerer, False), _hf_builder(BertForQuestionAnswering))

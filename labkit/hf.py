@@ -4,17 +4,21 @@ labkit's modules have short teaching names (``layers.0.attn.query``); BERT check
 ``encoder.layer.0.attention.self.query``. One renaming table maps every tensor, so a model
 trained in the lab can be saved and opened with ``transformers`` and the other way round:
 
-====================  ===========================================
-labkit                transformers
-====================  ===========================================
-``Encoder``           ``BertModel``
-``MaskedLM``          ``BertForMaskedLM``
-``PreTrainingModel``  ``BertForPreTraining`` (masked LM + next sentence)
-``CausalLM``          ``BertLMHeadModel`` (``is_decoder=True``)
-``Seq2Seq``           ``EncoderDecoderModel`` (BERT → BERT with cross-attention)
-====================  ===========================================
+======================  ==========================================================
+labkit                  transformers
+======================  ==========================================================
+``Encoder``             ``BertModel``
+``MaskedLM``            ``BertForMaskedLM``
+``PreTrainingModel``    ``BertForPreTraining`` (masked LM + next sentence)
+``CausalLM``            ``BertLMHeadModel`` (``is_decoder=True``)
+``Seq2Seq``             ``EncoderDecoderModel`` (BERT → BERT with cross-attention)
+``SequenceClassifier``  ``BertForSequenceClassification``
+``TokenClassifier``     ``BertForTokenClassification``
+``QuestionAnswerer``    ``BertForQuestionAnswering``
+======================  ==========================================================
 
-Other modules (the fine-tuning heads) register their own pairs with :func:`register`.
+Every pair is registered here, and only here: the models themselves (``labkit.transformer``,
+``labkit.heads``) are plain torch and never import transformers.
 """
 from __future__ import annotations
 
@@ -28,6 +32,9 @@ from transformers import (
     BertConfig,
     BertForMaskedLM,
     BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
     BertLMHeadModel,
     BertModel,
     EncoderDecoderConfig,
@@ -35,9 +42,10 @@ from transformers import (
     PreTrainedModel,
 )
 
+from .heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
 from .transformer import CausalLM, Encoder, MaskedLM, PreTrainingModel, Seq2Seq, TransformerConfig
 
-__all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "register", "hf_key"]
+__all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "hf_key"]
 
 _EMBEDDINGS = {"token": "word_embeddings", "position": "position_embeddings",
                "token_type": "token_type_embeddings", "norm": "LayerNorm"}
@@ -120,7 +128,8 @@ class _Spec:
 _SPECS: list[_Spec] = []
 
 
-def register(labkit_cls: type, hf_cls: type, rename, build_labkit, build_hf, ignore_hf: tuple[str, ...] = ()) -> None:
+def _register(labkit_cls: type, hf_cls: type, rename, build_labkit, build_hf,
+              ignore_hf: tuple[str, ...] = ()) -> None:
     """Add a (labkit class, transformers class) pair; later registrations take precedence."""
     _SPECS.insert(0, _Spec(labkit_cls, hf_cls, rename, build_labkit, build_hf, ignore_hf))
 
@@ -160,30 +169,63 @@ def _seq2seq_hf(model: Seq2Seq, extra: dict) -> EncoderDecoderModel:
     return EncoderDecoderModel(config=cfg)
 
 
-register(Encoder, BertModel, _stack_key,
-         lambda m: Encoder(from_bert_config(m.config), pooler=m.pooler is not None),
-         lambda m, kw: BertModel(to_bert_config(m.config, **kw), add_pooling_layer=m.pooler is not None))
-register(MaskedLM, BertForMaskedLM, _with_head(_prefixed("encoder.", "bert.", _stack_key)),
-         lambda m: MaskedLM(from_bert_config(m.config)),
-         lambda m, kw: BertForMaskedLM(to_bert_config(m.config, **kw)))
-register(PreTrainingModel, BertForPreTraining,
-         lambda k: "cls.seq_relationship." + k.split(".", 1)[1] if k.startswith("next_sentence.")
-         else _with_head(_prefixed("encoder.", "bert.", _stack_key))(k),
-         lambda m: PreTrainingModel(from_bert_config(m.config)),
-         lambda m, kw: BertForPreTraining(to_bert_config(m.config, **kw)))
-register(CausalLM, BertLMHeadModel, _with_head(_prefixed("decoder.", "bert.", _stack_key)),
-         lambda m: CausalLM(from_bert_config(m.config, n_decoder_layers=m.config.num_hidden_layers)),
-         lambda m, kw: BertLMHeadModel(_decoder_config(m.config, **kw)))
-register(Seq2Seq, EncoderDecoderModel,
-         _with_head(lambda k: _prefixed("encoder.", "encoder.", _stack_key)(k) if k.startswith("encoder.")
-                    else _prefixed("decoder.", "decoder.bert.", _stack_key)(k), head_prefix="decoder."),
-         lambda m: Seq2Seq(_seq2seq_config(m)), _seq2seq_hf, ignore_hf=(r"encoder\.pooler\..*",))
+_register(Encoder, BertModel, _stack_key,
+          lambda m: Encoder(from_bert_config(m.config), pooler=m.pooler is not None),
+          lambda m, kw: BertModel(to_bert_config(m.config, **kw), add_pooling_layer=m.pooler is not None))
+_register(MaskedLM, BertForMaskedLM, _with_head(_prefixed("encoder.", "bert.", _stack_key)),
+          lambda m: MaskedLM(from_bert_config(m.config)),
+          lambda m, kw: BertForMaskedLM(to_bert_config(m.config, **kw)))
+_register(PreTrainingModel, BertForPreTraining,
+          lambda k: "cls.seq_relationship." + k.split(".", 1)[1] if k.startswith("next_sentence.")
+          else _with_head(_prefixed("encoder.", "bert.", _stack_key))(k),
+          lambda m: PreTrainingModel(from_bert_config(m.config)),
+          lambda m, kw: BertForPreTraining(to_bert_config(m.config, **kw)))
+_register(CausalLM, BertLMHeadModel, _with_head(_prefixed("decoder.", "bert.", _stack_key)),
+          lambda m: CausalLM(from_bert_config(m.config, n_decoder_layers=m.config.num_hidden_layers)),
+          lambda m, kw: BertLMHeadModel(_decoder_config(m.config, **kw)))
+_register(Seq2Seq, EncoderDecoderModel,
+          _with_head(lambda k: _prefixed("encoder.", "encoder.", _stack_key)(k) if k.startswith("encoder.")
+                     else _prefixed("decoder.", "decoder.bert.", _stack_key)(k), head_prefix="decoder."),
+          lambda m: Seq2Seq(_seq2seq_config(m)), _seq2seq_hf, ignore_hf=(r"encoder\.pooler\..*",))
 
 
 def _decoder_config(config: TransformerConfig, **kw) -> BertConfig:
     bc = to_bert_config(config, is_decoder=True, **kw)
     bc.num_hidden_layers = config.n_decoder_layers
     return bc
+
+
+def _head_rename(head_names: tuple[str, ...]):
+    """A task head's key renamer: the encoder under ``bert.``, the head's own layers unchanged."""
+    body = _prefixed("encoder.", "bert.", _stack_key)
+
+    def rename(key: str) -> str:
+        return key if key.split(".")[0] in head_names else body(key)
+    return rename
+
+
+def _head_builders(cls: type, hf_cls: type):
+    """(transformers model -> labkit head, labkit head -> transformers model) for one task head.
+
+    The label names travel in the config (id2label, label2id); a span head has none.
+    """
+    def build_labkit(m: PreTrainedModel) -> nn.Module:
+        labels = {} if cls is QuestionAnswerer else {"id2label": {int(k): v for k, v in m.config.id2label.items()}}
+        return cls(from_bert_config(m.config), num_labels=m.config.num_labels, **labels)
+
+    def build_hf(m: nn.Module, kw: dict) -> PreTrainedModel:
+        labels = {} if cls is QuestionAnswerer else {"id2label": m.id2label,
+                                                    "label2id": {v: k for k, v in m.id2label.items()}}
+        return hf_cls(to_bert_config(m.config, num_labels=m.num_labels, **{**labels, **kw}))
+    return build_labkit, build_hf
+
+
+_register(SequenceClassifier, BertForSequenceClassification, _head_rename(("classifier",)),
+          *_head_builders(SequenceClassifier, BertForSequenceClassification))
+_register(TokenClassifier, BertForTokenClassification, _head_rename(("classifier",)),
+          *_head_builders(TokenClassifier, BertForTokenClassification))
+_register(QuestionAnswerer, BertForQuestionAnswering, _head_rename(("qa_outputs",)),
+          *_head_builders(QuestionAnswerer, BertForQuestionAnswering))
 
 
 def _spec_for(obj) -> _Spec:

@@ -3,6 +3,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertModel, EncoderDecoderModel
 
+from labkit.heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
 from labkit.hf import from_hf, to_hf
 from labkit.transformer import CausalLM, Encoder, MaskedLM, PreTrainingModel, Seq2Seq, TransformerConfig, count_parameters
 
@@ -89,6 +90,29 @@ def test_labkit_model_saves_and_opens_with_transformers(model_cls, tmp_path):
             b = reopened(input_ids=ids, attention_mask=mask).logits
     assert (a - b).abs().max() < ATOL
     assert (from_hf(reopened).state_dict().keys() == ours.state_dict().keys())
+
+
+@pytest.mark.parametrize("head_cls, hf_name, kw", [
+    (SequenceClassifier, "BertForSequenceClassification", {"num_labels": 3, "id2label": {0: "a", 1: "b", 2: "c"}}),
+    (TokenClassifier, "BertForTokenClassification", {"num_labels": 2, "id2label": {0: "O", 1: "B-PER"}}),
+    (QuestionAnswerer, "BertForQuestionAnswering", {}),
+])
+def test_task_heads_round_trip_through_transformers(head_cls, hf_name, kw):
+    """labkit.hf pairs each head with its transformers twin (heads.py itself never imports transformers)."""
+    torch.manual_seed(5)
+    cfg = TransformerConfig(vocab_size=120, d_model=48, n_layers=2, n_heads=4, d_ff=96, max_position=40)
+    ours = head_cls(cfg, **kw).eval()
+    hf = to_hf(ours).eval()
+    assert type(hf).__name__ == hf_name
+    back = from_hf(hf).eval()
+    assert type(back) is head_cls and back.id2label == ours.id2label
+    ids, mask, types = _batch(seed=5)
+    with torch.no_grad():
+        a, b, c = (m(input_ids=ids, attention_mask=mask, token_type_ids=types) for m in (ours, hf, back))
+    names = ("start_logits", "end_logits") if head_cls is QuestionAnswerer else ("logits",)
+    for name in names:
+        assert (getattr(a, name) - getattr(b, name)).abs().max() < ATOL
+        assert (getattr(c, name) - getattr(a, name)).abs().max() < ATOL
 
 
 def test_seq2seq_maps_onto_encoder_decoder_model():
