@@ -45,7 +45,7 @@ from transformers import (
 from .heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
 from .transformer import CausalLM, Encoder, MaskedLM, PreTrainingModel, Seq2Seq, TransformerConfig
 
-__all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "hf_key"]
+__all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "transformers_name"]
 
 _EMBEDDINGS = {"token": "word_embeddings", "position": "position_embeddings",
                "token_type": "token_type_embeddings", "norm": "LayerNorm"}
@@ -80,8 +80,8 @@ def _head_key(key: str) -> str:
     return f"{_HEAD[module]}.{leaf}"
 
 
-def hf_key(model: nn.Module, key: str) -> str:
-    """The transformers state-dict name of one of ``model``'s state-dict keys."""
+def transformers_name(model: nn.Module, key: str) -> str:
+    """The name transformers' twin of ``model`` gives the tensor ``model`` calls ``key`` (a state-dict key)."""
     return _spec_for(model).rename(key)
 
 

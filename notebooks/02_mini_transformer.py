@@ -355,12 +355,12 @@ for name, d in variants.items():
 # returns them with `attn_implementation="eager"`) and the [CLS] pooler.
 
 # %%
-from labkit.hf import from_hf, hf_key, to_hf
+from labkit.hf import from_hf, to_hf, transformers_name
 
 hf_model = to_hf(encoder, attn_implementation="eager").eval()
 assert type(hf_model).__name__ == "BertModel"
 for key in ("embeddings.token.weight", "layers.0.attn.query.weight", "layers.0.ff.up.weight", "layers.0.ff_norm.bias"):
-    print(f"{key:<28} → {hf_key(encoder, key)}")
+    print(f"{key:<28} → {transformers_name(encoder, key)}")
 
 with torch.no_grad():
     ours = encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],

@@ -4,7 +4,7 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertModel, EncoderDecoderModel
 
 from labkit.heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
-from labkit.hf import from_hf, to_hf
+from labkit.hf import from_hf, to_hf, transformers_name
 from labkit.transformer import CausalLM, Encoder, MaskedLM, PreTrainingModel, Seq2Seq, TransformerConfig, count_parameters
 
 ATOL = 1e-5
@@ -113,6 +113,13 @@ def test_task_heads_round_trip_through_transformers(head_cls, hf_name, kw):
     for name in names:
         assert (getattr(a, name) - getattr(b, name)).abs().max() < ATOL
         assert (getattr(c, name) - getattr(a, name)).abs().max() < ATOL
+
+
+def test_transformers_name_is_the_twin_state_dict_key():
+    ours = MaskedLM(TransformerConfig(vocab_size=120, d_model=48, n_layers=1, n_heads=4, d_ff=96, max_position=40))
+    query = transformers_name(ours, "encoder.layers.0.attn.query.weight")
+    assert query == "bert.encoder.layer.0.attention.self.query.weight"
+    assert {transformers_name(ours, key) for key in ours.state_dict()} <= set(to_hf(ours).state_dict())
 
 
 def test_seq2seq_maps_onto_encoder_decoder_model():
