@@ -33,20 +33,3 @@ def environment_report() -> dict[str, str]:
         "bf16": str(device.type == "cuda" and torch.cuda.is_bf16_supported()),
         "cpu threads": str(torch.get_num_threads()),
     }
-
-
-def roundtrip_demo(seed: int = 0) -> str:
-    """Build a small labkit BERT, open it as a transformers BertForMaskedLM and compare logits."""
-    from .hf import from_hf, to_hf
-    from .transformer import MaskedLM, TransformerConfig, count_parameters
-
-    torch.manual_seed(seed)
-    ours = MaskedLM(TransformerConfig(vocab_size=1000)).eval()
-    theirs = to_hf(ours).eval()
-    ids = torch.randint(5, 1000, (2, 16))
-    with torch.no_grad():
-        diff = (ours(input_ids=ids).logits - theirs(input_ids=ids).logits).abs().max().item()
-        back = (from_hf(theirs)(input_ids=ids).logits - ours(input_ids=ids).logits).abs().max().item()
-    return (f"labkit MaskedLM with {count_parameters(ours):,} parameters\n"
-            f"  -> transformers {type(theirs).__name__}: max |logit difference| = {diff:.2e}\n"
-            f"  -> back to labkit: max |logit difference| = {back:.2e}")
