@@ -1,11 +1,18 @@
-"""`labkit build --scale ci`, end to end: folders that transformers' pipelines open, and a report."""
+"""`labkit build --scale ci`, end to end: folders that transformers' pipelines open, and a report;
+build's arguments (a scale's name or a Scale, a subset of tasks) and the command line's errors."""
+import copy
 import json
+import subprocess
+import sys
+from dataclasses import replace
 
 import pytest
 import torch
 from transformers import pipeline
 
+from labkit.build import build
 from labkit.folders import load_model
+from labkit.scales import SCALES
 from labkit.translate import translate
 
 FOLDERS = ("fill-mask", "sentiment", "topic", "ner", "qa", "translation")
@@ -92,3 +99,57 @@ def test_translation_folder_opens_with_labkit_and_transformers(ci_build):
     ours = translate(model, tok, ["What is the weather like today?"], num_beams=1, max_new_tokens=20)
     from labkit.translate import join_cjk
     assert join_cjk(tok.decode(gen[0], skip_special_tokens=True)) == ours[0]
+
+
+@pytest.mark.slow
+def test_a_one_task_build_gives_the_full_builds_model(ci_build, tmp_path):
+    """Each fine-tuned model depends on its own seed, not on which other models were made before it."""
+    from safetensors.torch import load_file
+
+    report = build("ci", tmp_path, tasks=("topic",), transfer=False, progress=False, log=lambda *a: None)
+    full = json.loads((ci_build / "report.json").read_text())["models"]
+    assert set(report["models"]) == {"fill-mask", "topic"}
+    assert report["models"]["fill-mask"]["metrics"] == full["fill-mask"]["metrics"]
+    assert report["models"]["topic"]["metrics"] == full["topic"]["metrics"]
+    ours = load_file(tmp_path / "topic" / "model.safetensors")
+    theirs = load_file(ci_build / "topic" / "model.safetensors")
+    assert ours.keys() == theirs.keys() and all(torch.equal(v, theirs[k]) for k, v in ours.items())
+
+
+def test_unknown_scales_and_tasks_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="unknown scale 'nope'") as err:
+        build("nope", tmp_path / "a")
+    assert all(repr(name) in str(err.value) for name in SCALES)
+    with pytest.raises(ValueError, match="unknown tasks \\['nope'\\]"):
+        build("ci", tmp_path / "b", tasks=("topic", "nope"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_variant_scale_builds_as_it_says_and_leaves_SCALES_alone(tmp_path):
+    ci, before = SCALES["ci"], copy.deepcopy(SCALES)
+    variant = replace(ci, name="ci-short",
+                      pretrain=replace(ci.pretrain, salient_probability=0.0,
+                                       train=replace(ci.pretrain.train, steps=3, eval_every=3)),
+                      finetune={**ci.finetune, "topic": replace(ci.finetune["topic"], steps=2)})
+    report = build(variant, tmp_path, tasks=("topic",), transfer=False, progress=False, log=lambda *a: None)
+    assert SCALES == before and SCALES["ci"] is ci and ci.pretrain.train.steps == 1200
+    assert report["scale"] == "ci-short" and report["pretraining"]["steps"] == 3
+    assert len(report["pretraining"]["loss_history"]) == 3
+    assert report["pretraining"]["objectives"] == ["masked_lm", "next_sentence", "cls_salient_words"]
+    assert set(report["models"]) == {"fill-mask", "topic"} and "transfer" not in report
+    card = (tmp_path / "fill-mask" / "README.md").read_text()
+    assert variant.pretrain.describe() in card and "also masked with probability" not in card
+    assert json.loads((tmp_path / "report.json").read_text())["scale"] == "ci-short"
+
+
+def test_cli_bad_input_gives_one_line_errors(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=120)
+
+    r = run("build", "--scale", "huge")
+    assert r.returncode == 2 and "invalid choice: 'huge'" in r.stderr and "Traceback" not in r.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("build", "--scale", "ci", "--out", str(blocker / "sub"))
+    assert r.returncode == 2 and "cannot write to" in r.stderr and "--out" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
