@@ -74,7 +74,7 @@ def finetune_classifier(model, tokenizer, data, cfg: TrainConfig, *, text_column
                         label_column: str = "label", max_length: int = 128, **kw) -> FinetuneResult:
     """:func:`finetune` for a sequence classifier: accuracy and macro-F1."""
     task = ClassificationTask(name="classification", text_column=text_column, label_column=label_column,
-                              stratify_by=label_column, max_length=max_length)
+                              max_length=max_length)
     return finetune(task, model, tokenizer, data, cfg, **kw)
 
 

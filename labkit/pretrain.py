@@ -68,6 +68,9 @@ class PretrainConfig:
             raise ValueError(f"salient_probability must be in [0, 1), got {self.salient_probability}")
         if not self.objectives or not all(isinstance(o, Objective) for o in self.objectives):
             raise ValueError(f"objectives must be a non-empty tuple of labkit.objectives.Objective, got {self.objectives!r}")
+        if self.uses_salient_words and self.salient_words is not None and len(self.salient_words) == 0:
+            raise ValueError("salient_probability > 0 and the ClsSalientWords objective need salient words; "
+                             "salient_words=() gives none (None means the corpus's sentiment lexicon)")
 
     @property
     def uses_salient_words(self) -> bool:
@@ -79,7 +82,9 @@ class PretrainConfig:
         if self.one_document_per_row:
             parts.append("Each training row holds one document.")
         if self.salient_probability:
-            parts.append(f"Words of the corpus's sentiment lexicon are also masked with probability {self.salient_probability}.")
+            words = ("Words of the corpus's sentiment lexicon" if self.salient_words is None
+                     else f"The words {', '.join(self.salient_words[:8])}{' …' if len(self.salient_words) > 8 else ''}")
+            parts.append(f"{words} are also masked with probability {self.salient_probability}.")
         return " ".join(parts)
 
 
@@ -214,6 +219,8 @@ def pretraining_batches(tokenizer, texts: Sequence[str], cfg: PretrainConfig) ->
     rows = pack(tokenizer, texts, cfg.block_length)  # (N, T)
     g = torch.Generator().manual_seed(tc.seed)  # every masking draw, in a fixed order
     salient = salient_token_ids(tokenizer, cfg.salient_words) if cfg.uses_salient_words else None
+    if salient is not None and len(salient) == 0:
+        raise ValueError("none of the salient words is in the tokenizer's vocabulary")
     wants_salient_labels = any(o.needs == "salient_labels" for o in cfg.objectives)
     pair_objective = next((o for o in cfg.objectives if o.sentence_pairs), None)
     if pair_objective is not None:

@@ -118,8 +118,12 @@ class ClassificationTask(Task):
     pipeline_tag: str = "text-classification"
     text_column: str = "text"
     label_column: str = "label"
-    stratify_by: str | None = "label"
+    stratify_by: str | None = None  # None: the label column (a subsample keeps the classes balanced)
     unit: str = "labels"
+
+    def __post_init__(self):
+        if self.stratify_by is None:
+            object.__setattr__(self, "stratify_by", self.label_column)
 
     def labels(self, data) -> list[str]:
         return data["train"].features[self.label_column].names

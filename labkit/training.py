@@ -178,32 +178,34 @@ def fit(
     start = time.perf_counter()
     it = iter(train_batches)
     bar = tqdm(range(cfg.steps), desc=desc, disable=not cfg.progress, leave=False)
-    for step in bar:
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            loss = loss_fn(model, to_device(next(it), device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate (lr={cfg.lr})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        history.steps.append(step)
-        history.loss.append(loss.item())
-        history.lr.append(lr)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{np.mean(history.loss[-20:]):.3f}")
-        if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            with evaluating(model), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                metrics = evaluate(model)
-            history.eval_steps.append(step + 1)
-            history.eval_metrics.append({k: float(v) for k, v in metrics.items()})
-            if on_eval is not None:
-                on_eval(history)
-    model.train(was_training)
+    try:
+        for step in bar:
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                loss = loss_fn(model, to_device(next(it), device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate (lr={cfg.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            history.steps.append(step)
+            history.loss.append(loss.item())
+            history.lr.append(lr)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(history.loss[-20:]):.3f}")
+            if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+                with evaluating(model), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                    metrics = evaluate(model)
+                history.eval_steps.append(step + 1)
+                history.eval_metrics.append({k: float(v) for k, v in metrics.items()})
+                if on_eval is not None:
+                    on_eval(history)
+    finally:
+        model.train(was_training)
     history.seconds = time.perf_counter() - start
     return history
 
