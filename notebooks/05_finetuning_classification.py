@@ -490,9 +490,9 @@ print(f"fewest labels: pretraining adds {100 * ner_gain:+.1f} entity-F1 points t
 # Without the last objective, the `cpu` build gave (3 seeds) sentiment 0.705 vs 0.609 from
 # scratch at 32 labels (+9.6), and the pretrained runs spread widely (0.772, 0.740, 0.604):
 # the opinion words had their polarity, but whether `[CLS]` summarised a review's mood
-# differed from run to run. With it, the `cpu` build gives 0.892 vs 0.597 at 32 labels
-# (+29.5; pretrained runs 0.904, 0.876, 0.896), 0.966 vs 0.755 at 128 (+21.1), +10.3 at 512
-# and +14.4 at 2,000; NER +57.1 and +53.4 entity-F1 points at 32 and 128.
+# differed from run to run. With it, the `cpu` build gives 0.897 vs 0.609 at 32 labels
+# (+28.7; pretrained runs 0.908, 0.874, 0.908), 0.965 vs 0.763 at 128 (+20.3), +12.7 at 512
+# and +11.6 at 2,000; NER +60.1 and +55.9 entity-F1 points at 32 and 128.
 #
 # The cell below measures points 1 and 2 for this run: the bag-of-words baseline with the same
 # labelled examples as the grid (and with every labelled review), and how evenly `[CLS]`
@@ -814,7 +814,7 @@ assert alerts(analyst_index) and min(alerts(analyst_index)) >= SHOCK  # ... and 
 #   bag of words, which a random encoder's even `[CLS]` attention provides for free, and
 #   pretraining did not teach the polarity of corpus-only words. Text that carries polarity,
 #   one document per row, salient masking, and a `[CLS]` that must predict the blanked
-#   sentiment words made it win by 21–30 points at 32 and 128 labels. Transfer is a hypothesis
+#   sentiment words made it win by 20–29 points at 32 and 128 labels. Transfer is a hypothesis
 #   to measure, not a law.
 # - Words that only the unlabelled corpus contained are invisible to a model trained from
 #   scratch: their vectors never move.
