@@ -11,13 +11,14 @@ argues against it. All the occluded texts go through the model as one batch.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import gradio as gr
 
-from apps.common import CONCURRENCY_LIMIT, MODELS, check_length, clean_text, device_markdown
+from apps.common import CONCURRENCY_LIMIT, ModelStore, check_length, clean_text, device_markdown, run_alone
 from labkit.finetune import predict_proba
 
-__all__ = ["MAX_TOKENS", "classify", "word_importance", "demo"]
+__all__ = ["MAX_TOKENS", "classify", "word_importance", "make_demo"]
 
 MAX_TOKENS = 128  # the length the classifiers were fine-tuned with ([CLS] and [SEP] included)
 
@@ -39,15 +40,16 @@ def word_importance(model, tokenizer, text: str) -> tuple[list[float], str, list
     return probs[0].tolist(), model.id2label[predicted], [(a, b, float(d)) for (a, b), d in zip(spans, drops)]
 
 
-def classify(text: str, model_name: str | None = None) -> tuple[dict[str, float], list[tuple[str, float | None]]]:
-    """Classify ``text`` with the model called ``model_name`` ("sentiment", "topic"; None: the first).
+def classify(store: ModelStore, text: str,
+             model_name: str | None = None) -> tuple[dict[str, float], list[tuple[str, float | None]]]:
+    """Classify ``text`` with the store's model called ``model_name`` ("sentiment", "topic"; None: the first).
 
     Returns the label probabilities (for gr.Label) and the text as (piece, importance)
     pairs (for gr.HighlightedText), importance scaled so the strongest word is ±1 and
     None between words.
     """
     text = clean_text(text)
-    m = MODELS.get("classification", model_name)
+    m = store.get("classification", model_name)
     check_length(m.tokenizer, text, min(MAX_TOKENS, m.max_position))
     probs, _, importance = word_importance(m.model, m.tokenizer, text)
     labels = {m.model.id2label[k]: round(p, 4) for k, p in enumerate(probs)}
@@ -61,32 +63,33 @@ def classify(text: str, model_name: str | None = None) -> tuple[dict[str, float]
     return labels, pieces
 
 
-_names = list(MODELS.folders("classification"))
+def make_demo(store: ModelStore) -> gr.Blocks:
+    """The classification app on ``store``'s classifiers (nothing loads until the first call)."""
+    names = list(store.folders("classification"))
+    with gr.Blocks(title="Classification · Foundation Model Lab", analytics_enabled=False) as demo:
+        gr.Markdown("## Text classification\nSentiment of a product review, or the topic of a news sentence. "
+                    "Word colours show **occlusion importance**: how much the predicted label's probability "
+                    "drops when that word is removed, scaled so the strongest word is ±1 (red: the word supports "
+                    "the prediction; purple: it argues against it).")
+        gr.Markdown(device_markdown(store, "classification"))
+        with gr.Row():
+            with gr.Column():
+                text = gr.Textbox(label="Text", lines=3, placeholder="Type a review or a news sentence",
+                                  elem_id="classify-text")
+                model_name = gr.Radio(names, value=names[0], label="Model")
+                button = gr.Button("Classify", variant="primary", elem_id="classify-button")
+            with gr.Column():
+                labels = gr.Label(label="Predicted label", num_top_classes=5, elem_id="classify-label")
+                importance = gr.HighlightedText(label="Word importance (occlusion)", show_legend=False)
+        gr.Examples([["The staff are outstanding and the price is perfect. I would recommend it to anyone.", names[0]],
+                     ["I disliked the price and the noise level is not fantastic.", names[0]],
+                     ["Iron Horse Pharma raised its sales forecast after a strong April.", names[-1]],
+                     ["这款手机非常好 and the screen is bright 😀", names[0]]],
+                    inputs=[text, model_name], label="Examples")
+        gr.on([button.click, text.submit], partial(classify, store), [text, model_name], [labels, importance],
+              api_name="classify", concurrency_id="model", preprocess=False)
+    return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
 
-with gr.Blocks(title="Classification · Foundation Model Lab", analytics_enabled=False) as demo:
-    gr.Markdown("## Text classification\nSentiment of a product review, or the topic of a news sentence. "
-                "Word colours show **occlusion importance**: how much the predicted label's probability "
-                "drops when that word is removed, scaled so the strongest word is ±1 (red: the word supports "
-                "the prediction; purple: it argues against it).")
-    gr.Markdown(device_markdown("classification"))
-    with gr.Row():
-        with gr.Column():
-            text = gr.Textbox(label="Text", lines=3, placeholder="Type a review or a news sentence",
-                              elem_id="classify-text")
-            model_name = gr.Radio(_names, value=_names[0], label="Model")
-            button = gr.Button("Classify", variant="primary", elem_id="classify-button")
-        with gr.Column():
-            labels = gr.Label(label="Predicted label", num_top_classes=5, elem_id="classify-label")
-            importance = gr.HighlightedText(label="Word importance (occlusion)", show_legend=False)
-    gr.Examples([["The staff are outstanding and the price is perfect. I would recommend it to anyone.", _names[0]],
-                 ["I disliked the price and the noise level is not fantastic.", _names[0]],
-                 ["Iron Horse Pharma raised its sales forecast after a strong April.", _names[-1]],
-                 ["这款手机非常好 and the screen is bright 😀", _names[0]]],
-                inputs=[text, model_name], label="Examples")
-    gr.on([button.click, text.submit], classify, [text, model_name], [labels, importance], api_name="classify",
-          concurrency_id="model", preprocess=False)
-
-demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
 
 if __name__ == "__main__":
-    demo.launch()
+    run_alone(make_demo)

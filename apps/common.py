@@ -1,22 +1,21 @@
-"""What every demo shares: where the models live, loading them once, the device, input checks.
+"""What every demo shares: the model store, the device, input checks, plots.
 
 The models come from one ``labkit build`` folder (``fill-mask``, ``sentiment``, ``topic``,
-``qa``, ``translation``, ...), found in this order:
-
-1. ``$LABKIT_MODELS``, a build folder;
-2. ``default_output_dir("cpu")`` (``artifacts/cpu``) if it exists;
-3. ``default_output_dir("ci")`` (``artifacts/ci``).
+``qa``, ``translation``, ...), given to a :class:`ModelStore` when it is made:
+``ModelStore(build_dir)``. Each app builds its UI from a store passed in
+(``make_demo(store)``), so importing an app loads nothing; run alone
+(``python -m apps.classify``), an app uses :func:`default_build_dir`.
 
 ``labkit demo --model DIR`` points one tab at any Hugging Face-format folder instead
 (:meth:`ModelStore.point`); the tab is chosen from the folder's ``config.json``.
 
-Every model loads on first use, once per process (:data:`MODELS`), on CUDA when there is
-a GPU and on the CPU otherwise. Handlers check their inputs with :func:`clean_text`,
-:func:`check_length` and :func:`check_int` and raise ``gr.Error`` with a sentence a user
-can act on. The apps wire their events with ``preprocess=False``, so an API call with a
-wrong type (a list for a text, "two" for a layer) reaches these checks too instead of
-failing inside gradio; and with ``concurrency_id="model"``, so all model calls share one
-bounded queue (:data:`CONCURRENCY_LIMIT`).
+A store loads each model on first use, once, on CUDA when there is a GPU and on the CPU
+otherwise. Handlers check their inputs with :func:`clean_text`, :func:`check_length` and
+:func:`check_int` and raise ``gr.Error`` with a sentence a user can act on. The apps wire
+their events with ``preprocess=False``, so an API call with a wrong type (a list for a
+text, "two" for a layer) reaches these checks too instead of failing inside gradio; and
+with ``concurrency_id="model"``, so all model calls share one bounded queue
+(:data:`CONCURRENCY_LIMIT`).
 """
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 import torch
@@ -43,7 +43,8 @@ from labkit.folders import ModelFolderError, load_model
 from labkit.viz import attention_heatmap
 
 __all__ = ["DEVICE", "DEVICE_NAME", "CONCURRENCY_LIMIT", "TABS", "ARCHITECTURE_TAB", "LoadedModel", "ModelStore",
-           "MODELS", "architecture", "clean_text", "check_length", "check_int", "device_markdown", "heatmap"]
+           "default_build_dir", "run_alone", "architecture", "clean_text", "check_length", "check_int",
+           "device_markdown", "heatmap"]
 
 # CUDA when present, else the CPU (MPS is skipped on purpose: the models are tiny, and the
 # CPU path is the one the lab tests).
@@ -96,20 +97,16 @@ class LoadedModel:
 
 
 class ModelStore:
-    """The folders each tab uses and the models loaded from them (each at most once per process)."""
+    """The folders each tab uses and the models loaded from them (each at most once per store).
 
-    def __init__(self) -> None:
+    Making a store reads nothing: folders are checked when pointed at, models open on first use.
+    """
+
+    def __init__(self, build_dir: str | Path) -> None:
+        self.build_dir = Path(build_dir)  # the `labkit build` folder the tabs use unless pointed elsewhere
         self._pointed: dict[str, dict[str, Path]] = {}  # tab -> {name: folder}, from `labkit demo --model`
         self._loaded: dict[Path, LoadedModel] = {}
         self._lock = threading.Lock()
-
-    @staticmethod
-    def build_dir() -> Path:
-        """$LABKIT_MODELS, else artifacts/cpu if it exists, else artifacts/ci."""
-        if os.environ.get("LABKIT_MODELS"):
-            return Path(os.environ["LABKIT_MODELS"])
-        cpu = default_output_dir("cpu")
-        return cpu if cpu.is_dir() else default_output_dir("ci")
 
     def folders(self, tab: str) -> dict[str, Path]:
         """The models a tab offers, name -> folder (the first is the default)."""
@@ -117,7 +114,7 @@ class ModelStore:
             raise ValueError(f"unknown tab {tab!r}; choose one of {sorted(TABS)}")
         if tab in self._pointed:
             return dict(self._pointed[tab])
-        return {name: self.build_dir() / name for name in TABS[tab]}
+        return {name: self.build_dir / name for name in TABS[tab]}
 
     def point(self, folder: str | Path) -> str:
         """Serve the model in ``folder`` in the tab its architecture fits; return that tab.
@@ -155,7 +152,7 @@ class ModelStore:
             raise gr.Error(str(err), print_exception=False) from None
 
     def load(self, folder: Path, name: str | None = None) -> LoadedModel:
-        """Open ``folder`` once per process (thread-safe); ValueError/ModelFolderError if it cannot."""
+        """Open ``folder`` once per store (thread-safe); ValueError/ModelFolderError if it cannot."""
         key = Path(folder).resolve()
         with self._lock:
             if key not in self._loaded:
@@ -201,7 +198,18 @@ def architecture(folder: Path) -> str:
         raise ModelFolderError(f"{cfg} is corrupt (no architectures entry); {hint}") from None
 
 
-MODELS = ModelStore()
+def default_build_dir() -> Path:
+    """The build an app run alone uses: $LABKIT_MODELS, else artifacts/cpu if it exists, else artifacts/ci."""
+    if os.environ.get("LABKIT_MODELS"):
+        return Path(os.environ["LABKIT_MODELS"])
+    cpu = default_output_dir("cpu")
+    return cpu if cpu.is_dir() else default_output_dir("ci")
+
+
+def run_alone(make_demo: Callable[[ModelStore], gr.Blocks]) -> None:
+    """``python -m apps.<app>``: serve one app on the models of :func:`default_build_dir`."""
+    make_demo(ModelStore(default_build_dir())).launch()
+
 
 # C0/C1 control characters other than tab and newline (a pasted NUL, escape codes, ...)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -252,9 +260,9 @@ def check_int(value, name: str, low: int, high: int) -> int:
     return int(value)
 
 
-def device_markdown(tab: str) -> str:
+def device_markdown(store: ModelStore, tab: str) -> str:
     """A one-line note: the device the models run on and the folders they come from."""
-    folders = ", ".join(f"`{f}`" for f in MODELS.folders(tab).values())
+    folders = ", ".join(f"`{f}`" for f in store.folders(tab).values())
     return f"Running on **{DEVICE_NAME}** · model: {folders}"
 
 

@@ -8,23 +8,25 @@ from __future__ import annotations
 import gradio as gr
 
 from apps import attention, classify, qa, translate
-from apps.common import CONCURRENCY_LIMIT, DEVICE_NAME, MODELS
+from apps.common import CONCURRENCY_LIMIT, DEVICE_NAME, ModelStore, run_alone
 
-__all__ = ["demo"]
+__all__ = ["make_demo"]
 
-with gr.Blocks(title="Foundation Model Lab", analytics_enabled=False) as demo:
-    gr.Markdown(f"# Foundation Model Lab\nThe lab's own mini foundation model, pretrained and fine-tuned offline. "
-                f"Running on **{DEVICE_NAME}** · models from `{MODELS.build_dir()}`")
-    with gr.Tab("Classification"):
-        classify.demo.render()
-    with gr.Tab("Translation EN→ZH"):
-        translate.demo.render()
-    with gr.Tab("Question answering"):
-        qa.demo.render()
-    with gr.Tab("Attention explorer"):
-        attention.demo.render()
+APPS = {"Classification": classify, "Translation EN→ZH": translate, "Question answering": qa,
+        "Attention explorer": attention}  # tab title -> the app shown in it
 
-demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
+
+def make_demo(store: ModelStore) -> gr.Blocks:
+    """Every app on ``store``'s models, one tab each (a model loads when a tab first calls it)."""
+    tabs = {title: app.make_demo(store) for title, app in APPS.items()}
+    with gr.Blocks(title="Foundation Model Lab", analytics_enabled=False) as demo:
+        gr.Markdown(f"# Foundation Model Lab\nThe lab's own mini foundation model, pretrained and fine-tuned offline. "
+                    f"Running on **{DEVICE_NAME}** · models from `{store.build_dir}`")
+        for title, app in tabs.items():
+            with gr.Tab(title):
+                app.render()
+    return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
+
 
 if __name__ == "__main__":
-    demo.launch()
+    run_alone(make_demo)

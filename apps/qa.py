@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 
 import gradio as gr
 import torch
 
-from apps.common import CONCURRENCY_LIMIT, MODELS, check_length, clean_text, device_markdown
+from apps.common import CONCURRENCY_LIMIT, ModelStore, check_length, clean_text, device_markdown, run_alone
 from labkit.qa import Span, postprocess, prepare_train_features
 
-__all__ = ["MAX_QUESTION_TOKENS", "N_BEST", "answer", "find_spans", "content_words", "describe", "demo"]
+__all__ = ["MAX_QUESTION_TOKENS", "N_BEST", "answer", "find_spans", "content_words", "describe", "make_demo"]
 
 MAX_QUESTION_TOKENS = 48  # question word pieces; the rest of each window is context
 MAX_CONTEXT_CHARS = 5000  # long contexts are split into windows; this bounds the work
@@ -73,11 +74,14 @@ def describe(spans: list[Span], context: str, *,
     return [piece for piece in highlighted if piece[0]], summary, rows
 
 
-def answer(question: str, context: str) -> tuple[list[tuple[str, str | None]], str, list[list]]:
-    """Answer ``question`` from ``context``: (highlighted context, summary, next-best spans table rows)."""
+def answer(store: ModelStore, question: str, context: str) -> tuple[list[tuple[str, str | None]], str, list[list]]:
+    """Answer ``question`` from ``context`` with the store's QA model.
+
+    Returns (highlighted context, summary, next-best spans table rows).
+    """
     question = clean_text(question, "question", max_chars=300)
     context = clean_text(context, "context", max_chars=MAX_CONTEXT_CHARS)
-    m = MODELS.get("qa")
+    m = store.get("qa")
     check_length(m.tokenizer, question, MAX_QUESTION_TOKENS, "question")
     check_length(m.tokenizer, context, None, "context")  # any length: read in windows
     spans = find_spans(m.model, m.tokenizer, question, context, max_length=min(192, m.max_position))
@@ -87,30 +91,33 @@ def answer(question: str, context: str) -> tuple[list[tuple[str, str | None]], s
 _EXAMPLE = ("Helen Smith was born in Qingdao, China. She was born on 5 January 1959. She joined New Era Insurance "
             "as a receptionist. Helen Smith studied at Qingdao University. She moved to Seattle a few years ago.")
 
-with gr.Blocks(title="Question answering · Foundation Model Lab", analytics_enabled=False) as demo:
-    gr.Markdown("## Extractive question answering\nThe answer is a span copied from the context. "
-                "The table lists the next-best spans the model considered.")
-    gr.Markdown(device_markdown("qa"))
-    with gr.Row():
-        with gr.Column():
-            question = gr.Textbox(label="Question", placeholder="Ask about the context")
-            context = gr.Textbox(label="Context", lines=6, placeholder="Paste a paragraph")
-            button = gr.Button("Answer", variant="primary")
-        with gr.Column():
-            highlighted = gr.HighlightedText(label="Answer in context", color_map={"answer": "green"},
-                                             show_legend=False)
-            summary = gr.Markdown(label="Score")
-            table = gr.Dataframe(headers=TABLE_HEADERS, label="Next-best spans", interactive=False, wrap=True,
-                                 column_widths=["12%", "46%", "14%", "13%", "15%"])
-    gr.Examples([["Which city is Helen Smith living in?", _EXAMPLE],
-                 ["What is the occupation of Helen Smith?", _EXAMPLE],
-                 ["Who founded Orchid Bank?", "In 2008, Guo Jianhua started Orchid Bank. Orchid Bank is based in "
-                                              "Istanbul."]],
-                inputs=[question, context], label="Examples")
-    gr.on([button.click, question.submit], answer, [question, context], [highlighted, summary, table],
-          api_name="answer", concurrency_id="model", preprocess=False)
 
-demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
+def make_demo(store: ModelStore) -> gr.Blocks:
+    """The question-answering app on ``store``'s QA model (nothing loads until the first call)."""
+    with gr.Blocks(title="Question answering · Foundation Model Lab", analytics_enabled=False) as demo:
+        gr.Markdown("## Extractive question answering\nThe answer is a span copied from the context. "
+                    "The table lists the next-best spans the model considered.")
+        gr.Markdown(device_markdown(store, "qa"))
+        with gr.Row():
+            with gr.Column():
+                question = gr.Textbox(label="Question", placeholder="Ask about the context")
+                context = gr.Textbox(label="Context", lines=6, placeholder="Paste a paragraph")
+                button = gr.Button("Answer", variant="primary")
+            with gr.Column():
+                highlighted = gr.HighlightedText(label="Answer in context", color_map={"answer": "green"},
+                                                 show_legend=False)
+                summary = gr.Markdown(label="Score")
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="Next-best spans", interactive=False, wrap=True,
+                                     column_widths=["12%", "46%", "14%", "13%", "15%"])
+        gr.Examples([["Which city is Helen Smith living in?", _EXAMPLE],
+                     ["What is the occupation of Helen Smith?", _EXAMPLE],
+                     ["Who founded Orchid Bank?", "In 2008, Guo Jianhua started Orchid Bank. Orchid Bank is based in "
+                                                  "Istanbul."]],
+                    inputs=[question, context], label="Examples")
+        gr.on([button.click, question.submit], partial(answer, store), [question, context],
+              [highlighted, summary, table], api_name="answer", concurrency_id="model", preprocess=False)
+    return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
+
 
 if __name__ == "__main__":
-    demo.launch()
+    run_alone(make_demo)

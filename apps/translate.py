@@ -7,27 +7,29 @@ the translation): the decoder is causal, so row t gets the weights it had when d
 """
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 import torch
 from matplotlib.figure import Figure
 
-from apps.common import CONCURRENCY_LIMIT, MODELS, check_length, clean_text, device_markdown, heatmap
+from apps.common import CONCURRENCY_LIMIT, ModelStore, check_length, clean_text, device_markdown, heatmap, run_alone
 from labkit.generate import beam_search, greedy_decode
 from labkit.translate import join_cjk
 
-__all__ = ["MAX_TOKENS", "DECODINGS", "translate", "demo"]
+__all__ = ["MAX_TOKENS", "DECODINGS", "translate", "make_demo"]
 
 MAX_TOKENS = 64  # source length the translator was fine-tuned with; also the longest output
 DECODINGS = {"greedy": 1, "beam search (4 beams)": 4}  # choice -> num_beams
 
 
 @torch.no_grad()
-def translate(text: str, decoding: str = "greedy") -> tuple[str, Figure]:
-    """Translate English ``text`` to Chinese; return the translation and its alignment heatmap."""
+def translate(store: ModelStore, text: str, decoding: str = "greedy") -> tuple[str, Figure]:
+    """Translate English ``text`` to Chinese with the store's translator; return the translation and its alignment."""
     text = clean_text(text)
     if not isinstance(decoding, str) or decoding not in DECODINGS:
         raise gr.Error(f"Unknown decoding {decoding!r}; choose one of {', '.join(DECODINGS)}.", print_exception=False)
-    m = MODELS.get("translation")
+    m = store.get("translation")
     tok, model = m.tokenizer, m.model
     limit = min(MAX_TOKENS, m.max_position)
     source = torch.tensor([check_length(tok, text, limit)], device=next(model.parameters()).device)  # (1, S)
@@ -49,27 +51,29 @@ def translate(text: str, decoding: str = "greedy") -> tuple[str, Figure]:
     return translation or "(the model produced an empty translation)", figure
 
 
-with gr.Blocks(title="Translation · Foundation Model Lab", analytics_enabled=False) as demo:
-    gr.Markdown("## English → Chinese translation\nAn encoder–decoder whose encoder is the lab's pretrained "
-                "mini-BERT. The heatmap shows, for each output token (row), which English tokens (columns) "
-                "the decoder attended to.")
-    gr.Markdown(device_markdown("translation"))
-    with gr.Row():
-        with gr.Column():
-            text = gr.Textbox(label="English text", lines=3, placeholder="Type an English sentence")
-            decoding = gr.Radio(list(DECODINGS), value="greedy", label="Decoding")
-            button = gr.Button("Translate", variant="primary")
-        with gr.Column():
-            translation = gr.Textbox(label="Chinese translation", interactive=False)
-    alignment = gr.Plot(label="Alignment (cross-attention)")
-    gr.Examples([["I am from France.", "greedy"],
-                 ["Excuse me, where is the library?", "beam search (4 beams)"],
-                 ["Adam Phillips was born on 3 July 1990.", "greedy"]],
-                inputs=[text, decoding], label="Examples")
-    gr.on([button.click, text.submit], translate, [text, decoding], [translation, alignment], api_name="translate",
-          concurrency_id="model", preprocess=False)
+def make_demo(store: ModelStore) -> gr.Blocks:
+    """The translation app on ``store``'s translator (nothing loads until the first call)."""
+    with gr.Blocks(title="Translation · Foundation Model Lab", analytics_enabled=False) as demo:
+        gr.Markdown("## English → Chinese translation\nAn encoder–decoder whose encoder is the lab's pretrained "
+                    "mini-BERT. The heatmap shows, for each output token (row), which English tokens (columns) "
+                    "the decoder attended to.")
+        gr.Markdown(device_markdown(store, "translation"))
+        with gr.Row():
+            with gr.Column():
+                text = gr.Textbox(label="English text", lines=3, placeholder="Type an English sentence")
+                decoding = gr.Radio(list(DECODINGS), value="greedy", label="Decoding")
+                button = gr.Button("Translate", variant="primary")
+            with gr.Column():
+                translation = gr.Textbox(label="Chinese translation", interactive=False)
+        alignment = gr.Plot(label="Alignment (cross-attention)")
+        gr.Examples([["I am from France.", "greedy"],
+                     ["Excuse me, where is the library?", "beam search (4 beams)"],
+                     ["Adam Phillips was born on 3 July 1990.", "greedy"]],
+                    inputs=[text, decoding], label="Examples")
+        gr.on([button.click, text.submit], partial(translate, store), [text, decoding], [translation, alignment],
+              api_name="translate", concurrency_id="model", preprocess=False)
+    return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
 
-demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
 
 if __name__ == "__main__":
-    demo.launch()
+    run_alone(make_demo)

@@ -23,18 +23,25 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .serve import serve
-
+    try:  # the dashboard lives in apps/ and needs gradio: an optional extra, so imported only here
+        from apps.serve import serve
+    except ModuleNotFoundError as err:
+        print(f"labkit demo: error: the dashboard needs the apps extra ({err}); "
+              f'install it with pip install -e ".[apps]"', file=sys.stderr)
+        return 2
     serve(host=args.host, port=args.port, share=args.share, scale=args.scale, models=args.model or ())
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .build import SCALES
+
+    scales = list(SCALES)  # --scale takes any scale the build knows
     parser = argparse.ArgumentParser(prog="labkit", description="Foundation Model Lab command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="show library versions and the device the lab will use").set_defaults(func=_info)
     b = sub.add_parser("build", help="train the tokenizer, pretrain, fine-tune every task, evaluate, save")
-    b.add_argument("--scale", choices=["ci", "cpu", "gpu"], default="cpu",
+    b.add_argument("--scale", choices=scales, default="cpu",
                    help="ci: ~2 min smoke run; cpu: the full lab on a laptop (~10 min); gpu: bigger, for one GPU")
     b.add_argument("--out", default=None, help="output folder (default: $LABKIT_ARTIFACTS/<scale> or artifacts/<scale>)")
     b.add_argument("--no-transfer", action="store_true", help="skip the pretrained-vs-scratch transfer experiment")
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
     d.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     d.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
-    d.add_argument("--scale", choices=["ci", "cpu", "gpu"], default="cpu",
+    d.add_argument("--scale", choices=scales, default="cpu",
                    help="which build to use, building it if missing (default cpu; $LABKIT_MODELS overrides the folder)")
     d.add_argument("--model", action="append", metavar="DIR",
                    help="show this Hugging Face-format model folder in the tab its architecture fits (repeatable)")

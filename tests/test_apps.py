@@ -3,34 +3,26 @@ outputs, bad input raises gr.Error with a sentence a user can act on."""
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import threading
+from functools import partial
 
 import gradio as gr
 import pytest
 
+import apps.attention
+import apps.classify
+import apps.common
+import apps.qa
+import apps.translate
 from labkit.folders import ModelFolderError
 
 
-
 @pytest.fixture(scope="module")
-def apps(ci_build):
-    """The app modules, imported with LABKIT_MODELS pointing at the ci build."""
-    old = os.environ.get("LABKIT_MODELS")
-    os.environ["LABKIT_MODELS"] = str(ci_build)
-    import apps.attention
-    import apps.classify
-    import apps.common
-    import apps.qa
-    import apps.translate
-
-    yield apps
-    if old is None:
-        os.environ.pop("LABKIT_MODELS", None)
-    else:
-        os.environ["LABKIT_MODELS"] = old
+def store(ci_build):
+    """A model store on the ci build, shared by the module's tests (each model loads once)."""
+    return apps.common.ModelStore(ci_build)
 
 
 def _error(fn, *args) -> str:
@@ -40,7 +32,7 @@ def _error(fn, *args) -> str:
 
 
 # ----------------------------------------------------------------------------- input checks
-def test_clean_text_normalises_and_refuses(apps):
+def test_clean_text_normalises_and_refuses():
     clean = apps.common.clean_text
     assert clean("  a\x00b\x1bc\td \n") == "a b c\td"
     assert clean("cafe\u0301") == "café"  # NFC
@@ -51,7 +43,7 @@ def test_clean_text_normalises_and_refuses(apps):
     assert "limit is 2,000" in _error(clean, "a" * 2001)
 
 
-def test_check_int(apps):
+def test_check_int():
     check = apps.common.check_int
     assert check(2.0, "layer", 1, 3) == 2
     assert "between 1 and 3" in _error(check, 4, "layer", 1, 3)
@@ -60,8 +52,8 @@ def test_check_int(apps):
 
 
 # ----------------------------------------------------------------------------- classification
-def test_classify_sentiment(apps):
-    labels, pieces = apps.classify.classify("The phone is excellent.", "sentiment")
+def test_classify_sentiment(store):
+    labels, pieces = apps.classify.classify(store, "The phone is excellent.", "sentiment")
     assert set(labels) == {"negative", "positive"}  # (a ci model is near chance: no claim on which wins)
     assert math.isclose(sum(labels.values()), 1.0, abs_tol=1e-3)
     assert "".join(p for p, _ in pieces) == "The phone is excellent."
@@ -70,8 +62,8 @@ def test_classify_sentiment(apps):
     assert max(abs(s) for s in scores) == pytest.approx(1.0)
 
 
-def test_word_importance_is_the_probability_drop(apps):
-    m = apps.common.MODELS.get("classification", "sentiment")
+def test_word_importance_is_the_probability_drop(store):
+    m = store.get("classification", "sentiment")
     probs, label, importance = apps.classify.word_importance(m.model, m.tokenizer, "Great battery, awful screen.")
     k = list(m.model.id2label.values()).index(label)
     from labkit.finetune import predict_proba
@@ -81,20 +73,21 @@ def test_word_importance_is_the_probability_drop(apps):
     assert importance[0][2] == pytest.approx(probs[k] - without_great, abs=1e-5)
 
 
-def test_classify_topic_labels(apps):
-    labels, _ = apps.classify.classify("The Hangzhou Giants won the league after a match in Cape Town.", "topic")
+def test_classify_topic_labels(store):
+    text = "The Hangzhou Giants won the league after a match in Cape Town."
+    labels, _ = apps.classify.classify(store, text, "topic")
     assert set(labels) == {"business", "sports", "technology", "health", "politics"}
 
 
-def test_classify_odd_characters_work(apps):
+def test_classify_odd_characters_work(store):
     text = "The phone\x00 is excellent 😀 这款手机很好 ﷺ"
-    labels, pieces = apps.classify.classify(text, "sentiment")
+    labels, pieces = apps.classify.classify(store, text, "sentiment")
     assert set(labels) == {"negative", "positive"}
     assert "".join(p for p, _ in pieces) == "The phone  is excellent 😀 这款手机很好 ﷺ"
 
 
-def test_classify_bad_input(apps):
-    classify = apps.classify.classify
+def test_classify_bad_input(store):
+    classify = partial(apps.classify.classify, store)
     assert "empty" in _error(classify, "", "sentiment")
     assert "empty" in _error(classify, " \n ", "sentiment")
     assert "must be a string" in _error(classify, 3.5, "sentiment")
@@ -104,9 +97,9 @@ def test_classify_bad_input(apps):
 
 
 # ----------------------------------------------------------------------------- translation
-def test_translate_greedy_and_beam(apps):
+def test_translate_greedy_and_beam(store):
     for decoding in apps.translate.DECODINGS:
-        text, figure = apps.translate.translate("I am from France.", decoding)
+        text, figure = apps.translate.translate(store, "I am from France.", decoding)
         assert any("\u4e00" <= ch <= "\u9fff" for ch in text), text
         ax = figure.axes[0]
         rows, cols = ax.images[0].get_array().shape
@@ -115,8 +108,8 @@ def test_translate_greedy_and_beam(apps):
         assert ax.get_yticklabels()[-1].get_text() == "[SEP]"
 
 
-def test_translate_bad_input(apps):
-    translate = apps.translate.translate
+def test_translate_bad_input(store):
+    translate = partial(apps.translate.translate, store)
     assert "empty" in _error(translate, "\t", "greedy")
     assert "reads at most 64" in _error(translate, "hello " * 80, "greedy")
     assert "Unknown decoding" in _error(translate, "Hello.", "sampling")
@@ -128,8 +121,8 @@ CONTEXT = ("Helen Smith was born in Qingdao, China. She was born on 5 January 19
            "as a receptionist. Helen Smith studied at Qingdao University. She moved to Seattle a few years ago.")
 
 
-def test_answer_highlights_a_span_of_the_context(apps):
-    highlighted, summary, rows = apps.qa.answer("Which city is Helen Smith living in?", CONTEXT)
+def test_answer_highlights_a_span_of_the_context(store):
+    highlighted, summary, rows = apps.qa.answer(store, "Which city is Helen Smith living in?", CONTEXT)
     assert "".join(p for p, _ in highlighted) == CONTEXT
     answers = [p for p, label in highlighted if label == "answer"]
     assert len(answers) == 1 and answers[0] in CONTEXT
@@ -139,8 +132,8 @@ def test_answer_highlights_a_span_of_the_context(apps):
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
 
 
-def test_answer_bad_input(apps):
-    answer = apps.qa.answer
+def test_answer_bad_input(store):
+    answer = partial(apps.qa.answer, store)
     assert "question is empty" in _error(answer, "  ", CONTEXT)
     assert "context is empty" in _error(answer, "Who?", "")
     message = _error(answer, "why " * 60, CONTEXT)
@@ -148,20 +141,20 @@ def test_answer_bad_input(apps):
     assert "limit is 5,000" in _error(answer, "Who?", "x" * 5001)
 
 
-def test_unrelated_context_has_no_answer(apps):
-    highlighted, summary, rows = apps.qa.answer("What is the capital of Mars?", "The cat sat on the mat.")
+def test_unrelated_context_has_no_answer(store):
+    highlighted, summary, rows = apps.qa.answer(store, "What is the capital of Mars?", "The cat sat on the mat.")
     assert highlighted == [("The cat sat on the mat.", None)]
     assert summary.startswith("**No answer found in this context") and "shares no word" in summary
     assert rows  # the model's guesses are still listed
 
 
-def test_long_context_is_read_in_windows(apps):
+def test_long_context_is_read_in_windows(store):
     filler = "Nothing happened in the town that week. " * 40  # ~300 word pieces: several windows
-    highlighted, _, _ = apps.qa.answer("Which city is Helen Smith living in?", filler + CONTEXT)
+    highlighted, _, _ = apps.qa.answer(store, "Which city is Helen Smith living in?", filler + CONTEXT)
     assert "".join(p for p, _ in highlighted) == filler + CONTEXT
 
 
-def test_no_answer_is_said(apps):
+def test_no_answer_is_said():
     from labkit.qa import Span
 
     spans = [Span("", -1, -1, 4.0), Span("Seattle", 10, 17, 1.5)]
@@ -172,46 +165,47 @@ def test_no_answer_is_said(apps):
 
 
 # ----------------------------------------------------------------------------- attention explorer
-def test_attention_maps_are_distributions(apps):
-    tokens, maps = apps.attention.attention_maps("The phone is excellent.")
-    config = apps.common.MODELS.config("attention")
+def test_attention_maps_are_distributions(store):
+    tokens, maps = apps.attention.attention_maps(store, "The phone is excellent.")
+    config = store.config("attention")
     assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
     assert maps.shape == (config["num_hidden_layers"], config["num_attention_heads"], len(tokens), len(tokens))
     assert maps.sum(-1) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_attention_heatmap_and_token_view(apps):
-    fig = apps.attention.attention_heatmap("我来自法国。 I am from France.", 1, 2)
+def test_attention_heatmap_and_token_view(store):
+    fig = apps.attention.attention_heatmap(store, "我来自法国。 I am from France.", 1, 2)
     assert "layer 1, head 2" in fig.axes[0].get_title()
-    weights = apps.attention.token_attention("The phone is excellent.", 2, 1, 2)
+    weights = apps.attention.token_attention(store, "The phone is excellent.", 2, 1, 2)
     assert list(weights)[2] == "2 · phone"
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
-    figure, chooser, looks = apps.attention.explore("The phone is excellent.", 2, 1)
+    figure, chooser, looks = apps.attention.explore(store, "The phone is excellent.", 2, 1)
     assert chooser.value == 1 and len(chooser.choices) == 7 and chooser.choices[1] == ("1 · the", 1)
 
 
-def test_attention_bad_input(apps):
+def test_attention_bad_input(store):
     from labkit.build import SCALES
 
     heads = SCALES["ci"].model.n_heads
-    assert "The layer must be between 1 and 2" in _error(apps.attention.attention_heatmap, "Hi there.", 3, 1)
-    assert f"The head must be between 1 and {heads}" in _error(apps.attention.attention_heatmap, "Hi there.", 1, 0)
-    n_tokens = len(apps.attention.attention_maps("Hi there.")[0])
-    message = _error(apps.attention.token_attention, "Hi there.", 1, 1, 9)
+    heatmap = partial(apps.attention.attention_heatmap, store)
+    assert "The layer must be between 1 and 2" in _error(heatmap, "Hi there.", 3, 1)
+    assert f"The head must be between 1 and {heads}" in _error(heatmap, "Hi there.", 1, 0)
+    n_tokens = len(apps.attention.attention_maps(store, "Hi there.")[0])
+    message = _error(apps.attention.token_attention, store, "Hi there.", 1, 1, 9)
     assert f"The token must be between 0 and {n_tokens - 1}" in message
-    assert "reads at most 64" in _error(apps.attention.attention_heatmap, "word " * 70, 1, 1)
-    assert "empty" in _error(apps.attention.explore, "", 1, 1)
+    assert "reads at most 64" in _error(heatmap, "word " * 70, 1, 1)
+    assert "empty" in _error(apps.attention.explore, store, "", 1, 1)
 
 
 # ----------------------------------------------------------------------------- models and `labkit demo`
-def test_models_load_once(apps):
-    first = apps.common.MODELS.get("classification", "sentiment")
-    assert apps.common.MODELS.get("classification", "sentiment") is first
+def test_models_load_once(store):
+    first = store.get("classification", "sentiment")
+    assert store.get("classification", "sentiment") is first
     assert next(first.model.parameters()).device.type == apps.common.DEVICE.type
 
 
-def test_point_picks_the_tab_from_the_architecture(apps, ci_build, tmp_path):
-    store = apps.common.ModelStore()
+def test_point_picks_the_tab_from_the_architecture(ci_build, tmp_path):
+    store = apps.common.ModelStore(tmp_path / "no-build")
     assert [store.point(ci_build / name) for name in ("sentiment", "translation", "qa", "fill-mask", "topic")] == [
         "classification", "translation", "qa", "attention", "classification"]
     assert list(store.folders("classification")) == ["sentiment", "topic"]
@@ -226,44 +220,52 @@ def test_point_picks_the_tab_from_the_architecture(apps, ci_build, tmp_path):
         store.point(broken)
 
 
-def test_any_hugging_face_bert_folder_opens_in_the_attention_tab(apps, ci_build, tmp_path):
+def test_any_hugging_face_bert_folder_opens_in_the_attention_tab(ci_build, tmp_path):
     import transformers
 
     config = transformers.BertConfig(vocab_size=3000, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                                      intermediate_size=64, max_position_embeddings=64)
     transformers.BertModel(config).save_pretrained(tmp_path / "plain-bert")  # not made by the lab
     transformers.AutoTokenizer.from_pretrained(ci_build / "fill-mask").save_pretrained(tmp_path / "plain-bert")
-    store = apps.common.ModelStore()
+    store = apps.common.ModelStore(ci_build)
     assert store.point(tmp_path / "plain-bert") == "attention"
     loaded = store.load(tmp_path / "plain-bert")
     assert loaded.max_position == 64 and loaded.model.config.n_heads == 4
 
 
+@pytest.mark.parametrize("app, endpoints", [
+    (apps.classify, {"classify"}), (apps.translate, {"translate"}), (apps.qa, {"answer"}),
+    (apps.attention, {"attention", "token_attention"}),
+])
+def test_each_app_is_made_from_the_store_it_is_given(app, endpoints, tmp_path, monkeypatch):
+    """make_demo only lays out the page: a store on a folder without models is enough, and nothing loads."""
+    monkeypatch.setattr(apps.common, "load_model", lambda folder: pytest.fail(f"loaded {folder}"))
+    demo = app.make_demo(apps.common.ModelStore(tmp_path / "no-build"))
+    assert {fn.api_name for fn in demo.fns.values()} >= endpoints
+
+
 def _demo_cli(monkeypatch, capsys, ci_build, *argv) -> tuple[int, str, dict]:
-    """Run `labkit demo ...` in-process on a fresh model store, without serving.
+    """Run `labkit demo ...` in-process, without serving.
 
     Returns the exit code, stderr and the arguments `launch` was given.
     """
-    import apps.common
-    import apps.dashboard
     from labkit.__main__ import main
 
     monkeypatch.setenv("LABKIT_MODELS", str(ci_build))
-    monkeypatch.setattr(apps.common, "MODELS", apps.common.ModelStore())
     launched = {}
-    monkeypatch.setattr(apps.dashboard.demo, "launch", lambda **kw: launched.update(kw))
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.update(kw))
     code = main(["demo", *argv])
     return code, capsys.readouterr().err, launched
 
 
-def test_demo_serves_locally_without_sharing(apps, ci_build, monkeypatch, capsys):
+def test_demo_serves_locally_without_sharing(ci_build, monkeypatch, capsys):
     code, err, launched = _demo_cli(monkeypatch, capsys, ci_build, "--model", str(ci_build / "topic"))
     assert code == 0 and err == ""
     assert {k: launched[k] for k in ("server_name", "server_port", "share")} == {
         "server_name": "127.0.0.1", "server_port": 7860, "share": False}
 
 
-def test_demo_bad_model_folder_is_one_line(apps, ci_build, tmp_path, monkeypatch, capsys):
+def test_demo_bad_model_folder_is_one_line(ci_build, tmp_path, monkeypatch, capsys):
     code, err, _ = _demo_cli(monkeypatch, capsys, ci_build, "--model", str(tmp_path / "missing"))
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
     corrupt = tmp_path / "corrupt"
@@ -273,9 +275,9 @@ def test_demo_bad_model_folder_is_one_line(apps, ci_build, tmp_path, monkeypatch
     assert code == 2 and err.count("\n") == 1 and "corrupt" in err and "Traceback" not in err
 
 
-def test_demo_builds_missing_models(apps, ci_build, tmp_path, monkeypatch):
+def test_demo_builds_missing_models(ci_build, tmp_path, monkeypatch):
+    import apps.serve
     import labkit.build
-    import labkit.serve
 
     calls = []
 
@@ -284,23 +286,19 @@ def test_demo_builds_missing_models(apps, ci_build, tmp_path, monkeypatch):
         shutil.copytree(ci_build, out, dirs_exist_ok=True)
 
     monkeypatch.setattr(labkit.build, "build", fake_build)
-    monkeypatch.setattr(labkit.serve, "default_output_dir", lambda scale: tmp_path / scale)
-    monkeypatch.delenv("LABKIT_MODELS")
-    import apps.common
-    import apps.dashboard
-
-    monkeypatch.setattr(apps.common, "MODELS", apps.common.ModelStore())
-    monkeypatch.setattr(apps.dashboard.demo, "launch", lambda **kw: None)
-    labkit.serve.serve(scale="ci", log=lambda *_: None)
+    monkeypatch.setattr(apps.serve, "default_output_dir", lambda scale: tmp_path / scale)
+    monkeypatch.delenv("LABKIT_MODELS", raising=False)
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: None)
+    apps.serve.serve(scale="ci", log=lambda *_: None)
     assert calls == [("ci", tmp_path / "ci")]
-    labkit.serve.serve(scale="ci", log=lambda *_: None)  # built now: not again
+    apps.serve.serve(scale="ci", log=lambda *_: None)  # built now: not again
     assert len(calls) == 1
 
 
-def test_each_serving_thread_encodes_with_its_own_tokenizer(apps):
+def test_each_serving_thread_encodes_with_its_own_tokenizer(store):
     """A fast tokenizer's padding settings are shared state: two threads on one copy can get an
     unpadded batch. Each thread gets a copy; within a thread the copy is reused."""
-    m = apps.common.MODELS.get("classification", "sentiment")
+    m = store.get("classification", "sentiment")
     mine = m.tokenizer
     assert m.tokenizer is mine and mine is not m.shared_tokenizer
     other = []

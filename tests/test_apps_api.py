@@ -2,7 +2,6 @@
 good and bad input, then 20 clients at once; the server must answer after each."""
 from __future__ import annotations
 
-import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,19 +23,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(ci_build):
-    """The dashboard on a free 127.0.0.1 port (sharing off), closed after the module."""
-    old = os.environ.get("LABKIT_MODELS")
-    os.environ["LABKIT_MODELS"] = str(ci_build)
-    from apps.dashboard import demo
+    """make_demo on a store of the ci build, served on a free 127.0.0.1 port (sharing off), closed after the module."""
+    from apps.common import ModelStore
+    from apps.dashboard import make_demo
 
+    demo = make_demo(ModelStore(ci_build))
     demo.launch(server_name="127.0.0.1", server_port=free_port(), share=False, prevent_thread_lock=True,
                 quiet=True)
     yield demo.local_url
     demo.close()
-    if old is None:
-        os.environ.pop("LABKIT_MODELS", None)
-    else:
-        os.environ["LABKIT_MODELS"] = old
 
 
 def connect(url: str) -> Client:

@@ -3,7 +3,6 @@ review in the classification tab and reads the predicted label from the page."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 from pathlib import Path
@@ -20,20 +19,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="module")
 def dashboard_url(ci_build):
-    old = os.environ.get("LABKIT_MODELS")
-    os.environ["LABKIT_MODELS"] = str(ci_build)
-    from apps.dashboard import demo
+    from apps.common import ModelStore
+    from apps.dashboard import make_demo
 
+    demo = make_demo(ModelStore(ci_build))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo.launch(server_name="127.0.0.1", server_port=port, share=False, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
-    if old is None:
-        os.environ.pop("LABKIT_MODELS", None)
-    else:
-        os.environ["LABKIT_MODELS"] = old
 
 
 def test_classify_a_review_in_the_browser(dashboard_url, ci_build, tmp_path):

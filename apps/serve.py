@@ -1,9 +1,10 @@
 """``labkit demo``: make sure the models exist (building them if not), then serve the dashboard.
 
 The dashboard (``apps/dashboard.py``) shows every model as a tab. Its models come from one
-build folder, ``$LABKIT_MODELS`` or ``default_output_dir(scale)``; ``models`` points single
-tabs at other Hugging Face-format folders instead (the tab is chosen from the folder's
-``config.json``: a sequence classifier, an encoder–decoder, a QA model or a (masked-LM) BERT).
+build folder, ``$LABKIT_MODELS`` or ``default_output_dir(scale)``, handed to the dashboard
+in a :class:`~apps.common.ModelStore`; ``models`` points single tabs at other Hugging
+Face-format folders instead (the tab is chosen from the folder's ``config.json``: a
+sequence classifier, an encoder–decoder, a QA model or a (masked-LM) BERT).
 """
 from __future__ import annotations
 
@@ -11,15 +12,11 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .build import default_output_dir, ensure_build
+from apps import dashboard
+from apps.common import TABS, ModelStore
+from labkit.build import default_output_dir, ensure_build
 
 __all__ = ["serve"]
-
-
-def _import_apps_common():
-    """apps/ is installed beside labkit (pip install -e .); imported late so labkit alone needs no gradio."""
-    import apps.common
-    return apps.common
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, scale: str = "cpu",
@@ -36,14 +33,12 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, sca
     Raises ModelFolderError (a ValueError) for a missing or corrupt model folder, and
     ValueError if the port cannot be used.
     """
-    build_dir = Path(os.environ.get("LABKIT_MODELS") or default_output_dir(scale))
-    os.environ["LABKIT_MODELS"] = str(build_dir)  # what apps.common reads
-    common = _import_apps_common()
-    pointed = {common.MODELS.point(folder) for folder in models}  # the tabs they go to; checks each config.json
-    if pointed != set(common.TABS):  # some tab shows the build's models: build them if missing (once)
-        ensure_build(scale, build_dir, progress=True, log=log)
-    common.MODELS.load_all()  # a broken folder fails here, with one line, not later in the browser
-    from apps.dashboard import demo
+    store = ModelStore(os.environ.get("LABKIT_MODELS") or default_output_dir(scale))
+    pointed = {store.point(folder) for folder in models}  # the tabs they go to; checks each config.json
+    if pointed != set(TABS):  # some tab shows the build's models: build them if missing (once)
+        ensure_build(scale, store.build_dir, progress=True, log=log)
+    store.load_all()  # a broken folder fails here, with one line, not later in the browser
+    demo = dashboard.make_demo(store)
 
     log(f"Starting the dashboard on http://{host}:{port} (Ctrl+C stops it).")
     try:  # quiet unless sharing: then gradio prints the public link
