@@ -196,22 +196,24 @@ def test_n_train_is_the_number_of_examples_trained_on(tok, pretrained):
     assert seen == [5, len(data["train"])]
 
 
-def test_a_classification_task_subsamples_by_its_own_label_column(tok, pretrained):
-    """A ClassificationTask whose labels are in another column balances the subsample by that column."""
+@pytest.mark.parametrize("made_by", ["constructor", "replace"])
+def test_a_classification_task_subsamples_by_its_own_label_column(made_by, tok, pretrained):
+    """A ClassificationTask whose labels are in another column balances the subsample by that column,
+    whether it is made with that column or is a variant of a task (dataclasses.replace)."""
     from labkit.tasks import ClassificationTask
 
     split = tiny.task_data()["sentiment"]["train"].rename_column("label", "mood")
     data = datasets.DatasetDict(train=split, validation=split, test=split)
-    task = ClassificationTask(name="reviews", label_column="mood")
     seen = []
-    real = task.batches
 
     class Spy(ClassificationTask):
         def batches(self, tokenizer, train, cfg):
             seen.append(sorted(train["mood"]))
-            return real(tokenizer, train, cfg)
+            return super().batches(tokenizer, train, cfg)
 
-    spy = Spy(name="reviews", label_column="mood")
-    assert spy.stratify_by == task.stratify_by
-    finetune(spy, spy.make_model(pretrained, data), tok, data, tc(steps=2), n_train=8, validate=False, test=False)
+    if made_by == "constructor":
+        task = Spy(name="reviews", label_column="mood")
+    else:
+        task = replace(Spy(name="sentiment"), name="reviews", label_column="mood")  # as replace(TASKS["sentiment"], ...)
+    finetune(task, task.make_model(pretrained, data), tok, data, tc(steps=2), n_train=8, validate=False, test=False)
     assert seen == [[0] * 4 + [1] * 4]
