@@ -25,13 +25,11 @@ Shape letters: B batch, K num_beams, S source length, t prefix length, C d_model
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
+from .training import evaluating
 from .transformer import Seq2Seq
 
 __all__ = ["greedy_decode", "beam_search"]
@@ -50,17 +48,6 @@ def _check(model: Seq2Seq, input_ids: torch.Tensor, num_beams: int, max_new_toke
     if 2 * num_beams > model.config.vocab_size:
         raise ValueError(f"num_beams={num_beams} needs a vocabulary of at least {2 * num_beams} tokens, "
                          f"the model has {model.config.vocab_size}")
-
-
-@contextmanager
-def _eval_mode(model: Seq2Seq) -> Iterator[None]:
-    """Switch dropout off for the duration of a ``with`` block, then restore the model's mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _encode(model: Seq2Seq, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -99,7 +86,7 @@ def greedy_decode(
         (B, 1 + n) token ids, n <= max_new_tokens the steps until every row finished.
     """
     _check(model, input_ids, 1, max_new_tokens)
-    with _eval_mode(model):
+    with evaluating(model):
         memory = _encode(model, input_ids, attention_mask)  # (B, S, C)
         B = input_ids.size(0)
         tokens = torch.full((B, 1), bos_token_id, dtype=torch.long, device=input_ids.device)  # (B, 1)
@@ -141,7 +128,7 @@ def beam_search(
         (B, 1 + n) token ids, n <= max_new_tokens the longest returned hypothesis.
     """
     _check(model, input_ids, num_beams, max_new_tokens)
-    with _eval_mode(model):
+    with evaluating(model):
         B, K, device = input_ids.size(0), num_beams, input_ids.device
         memory = _encode(model, input_ids, attention_mask).repeat_interleave(K, dim=0)  # (B*K, S, C)
         memory_mask = attention_mask.repeat_interleave(K, dim=0) if attention_mask is not None else None  # (B*K, S)
