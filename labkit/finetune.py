@@ -62,7 +62,7 @@ def finetune(task: Task, model, tokenizer, data, cfg: TrainConfig, *, n_train: i
     if missing := {"train", "validation", "test"} - set(data):
         raise ValueError(f"data for {task.name!r} lacks the splits {sorted(missing)}")
     with seeded(cfg.seed):
-        train = subsample(data["train"], n_train, cfg.seed, task.stratify_by)
+        train = subsample(data["train"], n_train, cfg.seed, task.stratify_column)
         history = fit(model, task.batches(tokenizer, train, cfg), cfg=cfg,
                       evaluate=(lambda m: task.validate(m, tokenizer, data["validation"])) if validate else None,
                       desc=f"fine-tuning {task.name} ({len(train)} {task.unit})")

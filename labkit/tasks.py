@@ -58,8 +58,12 @@ class Task:
     pipeline_tag: str  # the model card's transformers task
     max_length: int = 128  # tokens per input
     n_validate: int | None = None  # validation examples scored during training (None = all)
-    stratify_by: str | None = None  # subsample balances this column's values
     unit: str = "examples"  # what one training example is, for progress bars
+
+    @property
+    def stratify_column(self) -> str | None:
+        """The column whose values a subsample of the training split keeps balanced (None: none)."""
+        return None
 
     def make_model(self, pretrained: MaskedLM | None, data, *, config: TransformerConfig | None = None,
                    seed: int = 0) -> nn.Module:
@@ -118,12 +122,11 @@ class ClassificationTask(Task):
     pipeline_tag: str = "text-classification"
     text_column: str = "text"
     label_column: str = "label"
-    stratify_by: str | None = None  # None: the label column (a subsample keeps the classes balanced)
     unit: str = "labels"
 
-    def __post_init__(self):
-        if self.stratify_by is None:
-            object.__setattr__(self, "stratify_by", self.label_column)
+    @property
+    def stratify_column(self) -> str | None:
+        return self.label_column  # a subsample keeps the classes balanced
 
     def labels(self, data) -> list[str]:
         return data["train"].features[self.label_column].names

@@ -172,7 +172,7 @@ def test_a_new_task_class_fine_tunes_and_runs_in_the_transfer_experiment(tok, pr
 def test_a_variant_of_a_task_with_other_columns_runs_the_same_way(tok, pretrained):
     split = tiny.task_data()["sentiment"]["train"].rename_column("text", "review").rename_column("label", "mood")
     data = datasets.DatasetDict(train=split, validation=split, test=split)
-    task = replace(TASKS["sentiment"], name="reviews", text_column="review", label_column="mood", stratify_by="mood")
+    task = replace(TASKS["sentiment"], name="reviews", text_column="review", label_column="mood")
     model = task.make_model(pretrained, data, seed=0)
     assert model.id2label == {0: "negative", 1: "positive"}
     assert finetune(task, model, tok, data, tc(), n_train=8).metrics["accuracy"] >= 0.75
