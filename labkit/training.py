@@ -76,7 +76,7 @@ def evaluating(model: nn.Module):
 
 
 def to_device(batch, device: torch.device | str):
-    """Move a named batch (a dict, or a dataclass of tensors) to ``device``: the one place batches move."""
+    """Move a named batch (a dict of tensors keyed by forward()'s argument names) to ``device``: the one place batches move."""
     if isinstance(batch, dict):
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     raise TypeError(f"a batch is a dict keyed by forward()'s argument names, got {type(batch).__name__}")
