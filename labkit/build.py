@@ -27,9 +27,19 @@ from .transformer import PreTrainingModel, count_parameters
 __all__ = ["Scale", "SCALES", "build", "default_output_dir", "ensure_pretrained", "ensure_build"]
 
 
+def _artifacts_root() -> Path:
+    """The repository's artifacts/ when labkit runs from a checkout (an editable install, as make
+    and Colab do), so a notebook in notebooks/ finds what `make demo` built; else ./artifacts."""
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
+        return repo / "artifacts"
+    return Path("artifacts")
+
+
 def default_output_dir(scale: str) -> Path:
-    """$LABKIT_ARTIFACTS/<scale>, else artifacts/<scale> (ignored by git)."""
-    return Path(os.environ.get("LABKIT_ARTIFACTS", "artifacts")) / scale
+    """$LABKIT_ARTIFACTS/<scale>, else the checkout's artifacts/<scale> (ignored by git)."""
+    root = os.environ.get("LABKIT_ARTIFACTS")
+    return (Path(root) if root else _artifacts_root()) / scale
 
 
 def _check_writable(out: Path) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["Span", "prepare_train_features", "postprocess", "best_answers"]
+__all__ = ["Span", "prepare_train_features", "postprocess", "best_answers", "word_edges"]
 
 
 @dataclass
@@ -141,6 +141,7 @@ def postprocess(
     n_best: int = 5,
     max_answer_length: int = 30,
     allow_no_answer: bool = False,
+    snap_to_words: bool = True,
 ) -> list[list[Span]]:
     """The n_best answer spans of every example, best first, from per-feature logits.
 
@@ -152,6 +153,8 @@ def postprocess(
         max_answer_length: longest answer, in tokens.
         allow_no_answer: if the null score (the [CLS] start + end logit, minimum over the
             example's features) beats the best span, put ``Span("", -1, -1, null)`` first.
+        snap_to_words: widen each span to whole words (:func:`word_edges`): a WordPiece model may
+            start an answer at ``##side`` of "Lakeside", and a reader wants "Lakeside Hospital".
 
     Returns:
         N lists of at most n_best :class:`Span`; an example with no valid span gets
@@ -177,6 +180,8 @@ def postprocess(
         null_scores[n] = min(null_scores[n], float(start_logits[f, 0] + end_logits[f, 0]))
         for (i, j), score in _top_spans(start_logits[f], end_logits[f], offsets[f], n_best, max_answer_length):
             key = (offsets[f][i][0], offsets[f][j][1])  # character span
+            if snap_to_words:
+                key = word_edges(contexts[n], *key)
             spans[n][key] = max(score, spans[n].get(key, float("-inf")))
 
     results = []
@@ -190,6 +195,28 @@ def postprocess(
             best = [no_answer] + best[:n_best - 1]
         results.append(best)
     return results
+
+
+def _is_word_char(c: str) -> bool:
+    """Letters and digits of scripts written with spaces; a CJK character is a word of its own."""
+    return c.isalnum() and not ("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff")
+
+
+def word_edges(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen the character span [start, end) of ``text`` so it neither starts nor ends inside a word.
+
+    >>> text = "She works at Lakeside Hospital in Toronto."
+    >>> a, b = word_edges(text, text.index("side"), text.index(" in"))
+    >>> text[a:b]
+    'Lakeside Hospital'
+    """
+    if not 0 <= start <= end <= len(text):
+        raise ValueError(f"span ({start}, {end}) is not inside a text of {len(text)} characters")
+    while 0 < start < len(text) and _is_word_char(text[start - 1]) and _is_word_char(text[start]):
+        start -= 1
+    while 0 < end < len(text) and _is_word_char(text[end - 1]) and _is_word_char(text[end]):
+        end += 1
+    return start, end
 
 
 def _top_spans(start: torch.Tensor, end: torch.Tensor, offsets: list, k: int,
@@ -217,8 +244,9 @@ def best_answers(
     *,
     max_answer_length: int = 30,
     allow_no_answer: bool = False,
+    snap_to_words: bool = True,
 ) -> list[str]:
     """One answer string per example: the best span of :func:`postprocess` ("" for no answer)."""
-    ranked = postprocess(features, start_logits, end_logits, contexts, n_best=1,
-                         max_answer_length=max_answer_length, allow_no_answer=allow_no_answer)
+    ranked = postprocess(features, start_logits, end_logits, contexts, n_best=1, max_answer_length=max_answer_length,
+                         allow_no_answer=allow_no_answer, snap_to_words=snap_to_words)
     return [spans[0].text for spans in ranked]

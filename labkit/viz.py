@@ -11,6 +11,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .fonts import use_cjk_font
+
+use_cjk_font()  # Chinese tokens render in every plot drawn after importing labkit.viz
+
 __all__ = ["attention_heatmap", "attention_heads", "attention_explorer", "encoder_attentions", "bertviz_view",
            "plot_history", "LivePlot"]
 

@@ -153,3 +153,17 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path):
     r = run("build", "--scale", "ci", "--out", str(blocker / "sub"))
     assert r.returncode == 2 and "cannot write to" in r.stderr and "--out" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_default_build_folder_is_the_checkouts_artifacts_wherever_python_runs(monkeypatch, tmp_path):
+    """A notebook's kernel runs in notebooks/; it must find what `make demo` built in artifacts/."""
+    from pathlib import Path
+
+    from labkit.build import default_output_dir
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.delenv("LABKIT_ARTIFACTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_output_dir("cpu") == repo / "artifacts" / "cpu"
+    monkeypatch.setenv("LABKIT_ARTIFACTS", str(tmp_path))
+    assert default_output_dir("ci") == tmp_path / "ci"

@@ -19,40 +19,29 @@ from labkit.exercises import Feedback
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOLUTIONS = NOTEBOOKS / "solutions"
-CHAPTER = re.compile(r"\d\d_\w+")
-STEMS = sorted({p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*") if p.suffix in (".ipynb", ".py") and CHAPTER.fullmatch(p.stem)})
+CHAPTER = re.compile(r"\d\d[a-z]?_\w+")
+STEMS = sorted({p.stem for p in NOTEBOOKS.glob("[0-9][0-9]*_*") if p.suffix in (".ipynb", ".py") and CHAPTER.fullmatch(p.stem)})
 IPYNBS = [NOTEBOOKS / f"{s}.ipynb" for s in STEMS if (NOTEBOOKS / f"{s}.ipynb").exists()]
 MAX_BYTES = 1_000_000
 ABSOLUTE_PATH = re.compile(r"(/tmp/|/home/|/root/|/work/|/Users/|[A-Z]:\\\\Users)")
 
-# One row per exercise: (chapter, name). The check is labkit.exercises.<chapter>.check_<name>; the
-# reference answer is solution_<name>() in notebooks/solutions/<chapter>.py. Append rows for new chapters.
-EXERCISES = [
-    ("ch00", "device"),
-    ("ch00", "pipeline_order"),
-    ("ch00", "needs_labels"),
-    ("ch01", "scaled_scores"),
-    ("ch01", "decoder_mask"),
-    ("ch01", "split_heads"),
-    ("ch02", "mlm_head_parameters"),
-    ("ch02", "bert_large_parameters"),
-    ("ch02", "pre_ln_block"),
-    ("ch03", "chinese_tokens"),
-    ("ch03", "segment_ids"),
-    ("ch03", "heldout_share"),
-    ("ch04", "softmax_probability"),
-    ("ch04", "mlm_loss"),
-    ("ch04", "next_token_pairs"),
-    ("ch05", "head_parameters"),
-    ("ch05", "macro_f1"),
-    ("ch05", "sigmoid_of_difference"),
-    ("ch06", "align_labels"),
-    ("ch06", "entity_f1"),
-    ("ch06", "best_span"),
-    ("ch07", "clipped_precision"),
-    ("ch07", "brevity_penalty"),
-    ("ch07", "beam_step"),
-]
+# Every exercise: (chapter, name), found from the checks. The check is
+# labkit.exercises.<chapter>.check_<name>; the reference answer is solution_<name>() in
+# notebooks/solutions/<chapter>.py, and the chapter's notebook calls the check.
+def _discover_exercises() -> list[tuple[str, str]]:
+    import pkgutil
+
+    import labkit.exercises as package
+
+    found = []
+    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+        if re.fullmatch(r"ch\d\d[a-z]?", module):
+            names = vars(importlib.import_module(f"labkit.exercises.{module}"))
+            found += [(module, n[len("check_"):]) for n in sorted(names) if n.startswith("check_") and callable(names[n])]
+    return found
+
+
+EXERCISES = _discover_exercises()
 
 
 def _ids(paths):
@@ -69,6 +58,11 @@ def _source(cell: dict) -> str:
 
 def _skipped(cell: dict) -> bool:
     return "nbval-skip" in cell.get("metadata", {}).get("tags", [])
+
+
+def test_every_chapter_has_exercises():
+    assert {f"ch0{i}" for i in range(8)} <= {c for c, _ in EXERCISES}, "a chapter lost its exercises"
+    assert len(EXERCISES) >= 24
 
 
 def test_there_are_chapters():
@@ -159,4 +153,4 @@ def test_every_check_a_chapter_calls_has_a_row(chapter):
     notebook = next(NOTEBOOKS.glob(f"{chapter[2:]}_*.py"))
     called = set(re.findall(rf"\b{chapter}\.check_(\w+)\(", notebook.read_text(encoding="utf-8")))
     assert called, f"{notebook.name} calls no {chapter}.check_* function"
-    assert called == {n for c, n in EXERCISES if c == chapter}
+    assert called == {n for c, n in EXERCISES if c == chapter}, f"{notebook.name} calls {sorted(called)}"

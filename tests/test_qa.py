@@ -214,3 +214,43 @@ def test_bad_arguments_raise(tokenizer):
         postprocess(feats, torch.zeros(1, 16), torch.zeros(1, 16), c, n_best=0)
     with pytest.raises(ValueError, match="2 contexts"):
         postprocess(feats, torch.zeros(1, 16), torch.zeros(1, 16), c * 2)
+
+
+# ----------------------------------------------------------------------------- answers are whole words
+def _pieces_of(context: str, pieces: list[str]) -> list[tuple[int, int]]:
+    """Character offsets of WordPiece-like pieces that tile the words of ``context`` in order."""
+    offsets, at = [], 0
+    for piece in pieces:
+        at = context.index(piece, at)
+        offsets.append((at, at + len(piece)))
+        at += len(piece)
+    return offsets
+
+
+def test_an_answer_starting_inside_a_word_is_widened_to_the_whole_word():
+    from labkit.qa import best_answers
+
+    context = "She works at Lakeside Hospital in Toronto."
+    pieces = ["She", "works", "at", "Lake", "side", "Hospital", "in", "Toron", "to", "."]
+    offsets = [None] + _pieces_of(context, pieces)  # position 0 is [CLS]
+    features = {"offset_mapping": [offsets], "example_index": [0]}
+    start, end = torch.full((1, len(offsets)), -5.0), torch.full((1, len(offsets)), -5.0)
+    start[0, 1 + pieces.index("side")] = 5.0  # the model starts the answer at ##side ...
+    end[0, 1 + pieces.index("Hospital")] = 5.0  # ... and ends it at Hospital
+    assert best_answers(features, start, end, [context], snap_to_words=False) == ["side Hospital"]
+    assert best_answers(features, start, end, [context]) == ["Lakeside Hospital"]
+    start[0, :], end[0, :] = -5.0, -5.0
+    start[0, 1 + pieces.index("in")], end[0, 1 + pieces.index("Toron")] = 5.0, 5.0  # ... ends inside Toronto
+    assert best_answers(features, start, end, [context]) == ["in Toronto"]
+
+
+def test_word_edges_keeps_whole_words_punctuation_and_chinese_characters():
+    from labkit.qa import word_edges
+
+    text = "Anna (a nurse) works in 多伦多, Canada."
+    assert word_edges(text, text.index("nurse"), text.index(")")) == (text.index("nurse"), text.index(")"))
+    assert word_edges(text, text.index("urs"), text.index("urs") + 2) == (text.index("nurse"), text.index(")"))
+    assert word_edges(text, text.index("伦"), text.index("伦") + 1) == (text.index("伦"), text.index("伦") + 1)
+    assert word_edges(text, 0, len(text)) == (0, len(text))
+    with pytest.raises(ValueError, match="not inside"):
+        word_edges(text, 5, len(text) + 1)
