@@ -154,3 +154,30 @@ def test_every_check_a_chapter_calls_has_a_row(chapter):
     called = set(re.findall(rf"\b{chapter}\.check_(\w+)\(", notebook.read_text(encoding="utf-8")))
     assert called, f"{notebook.name} calls no {chapter}.check_* function"
     assert called == {n for c, n in EXERCISES if c == chapter}, f"{notebook.name} calls {sorted(called)}"
+
+
+# ----------------------------------------------------------------------------- (e) stored outputs at cpu scale
+STORED_LINE = "*Stored outputs: `LAB_SCALE=cpu`, with a cpu build present.*"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_first_cell_says_the_stored_outputs_come_from_the_cpu_scale(stem):
+    first = jupytext.read(NOTEBOOKS / f"{stem}.py").cells[0]
+    assert first.cell_type == "markdown" and STORED_LINE in first.source, f"{stem}: end the first cell with {STORED_LINE!r}"
+
+
+@pytest.mark.parametrize("path", IPYNBS, ids=_ids(IPYNBS))
+def test_stored_outputs_were_made_at_the_cpu_scale(path):
+    """Every chapter prints LAB_SCALE in its setup cell; the stored print must say 'cpu' (make notebooks)."""
+    printed = [o.get("text", "") for c in _code_cells(path) for o in c.get("outputs", []) if o.get("output_type") == "stream"]
+    scales = re.findall(r"LAB_SCALE\s*=\s*'(\w+)'", "".join("".join(t) if isinstance(t, list) else t for t in printed))
+    assert scales, f"{path.name}: the setup cell should print LAB_SCALE = '...'"
+    assert set(scales) == {"cpu"}, f"{path.name} stores outputs made at LAB_SCALE={scales[0]!r}; run make notebooks"
+
+
+def test_run_times_are_measured_for_every_chapter():
+    times = json.loads((NOTEBOOKS / "run_times.json").read_text(encoding="utf-8"))
+    missing = [s for s in STEMS if s not in times.get("cpu", {})]
+    assert not missing, f"no measured cpu run time for {missing}: run make notebooks"
+    slow = {s: t for s, t in times["cpu"].items() if s in STEMS and t > 180}
+    assert not slow, f"chapters over 3 minutes at cpu scale with a build present: {slow}"

@@ -87,3 +87,12 @@ def test_sentiment_diagnostics_reject_a_tokenizer_without_the_words():
         diag.embedding_polarity(model, tokenizer)
     with pytest.raises(ValueError, match="digits"):
         diag.rating_readout(tokenizer, load_task("sentiment", size="ci"), "ci", steps=1)
+
+
+def test_run_notebooks_selects_chapters_and_names_unknown_ones():
+    runner = _load("run_notebooks")
+    every = runner.chapters([])
+    assert [p.name.split("_")[0] for p in every][:2] == ["00", "01"] and all(p.suffix == ".py" for p in every)
+    assert [p.name for p in runner.chapters(["01"])] == ["01_self_attention.py"]
+    with pytest.raises(SystemExit, match="no chapter"):
+        runner.chapters(["99"])
