@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -33,6 +34,51 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_notebooks() -> str:
+    here = Path(__file__).resolve().parents[1] / "notebooks"  # the checkout's chapters
+    return str(here if here.is_dir() else Path("notebooks"))
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
+def _classroom(args: argparse.Namespace) -> int:
+    try:  # nbformat comes with the lab extra (jupyterlab)
+        import nbformat  # noqa: F401
+    except ModuleNotFoundError as err:
+        print(f"labkit classroom: error: the classroom kit needs nbformat ({err}); "
+              f'install it with pip install -e ".[lab]"', file=sys.stderr)
+        return 2
+    from . import classroom
+
+    if args.action == "student":
+        made = classroom.write_student_copies(args.notebooks, args.out)
+        for warning in made.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"wrote {len(made.chapters)} chapters for students into {made.out}: {made.exercise_cells} exercise "
+              f"cells emptied of output, {made.teacher_cells} teacher notes and {made.solution_cells} solution "
+              f"cells left out, no solutions; see {made.out / 'README.md'}")
+        return 0
+    if Path(args.out).is_dir():  # say so before grading, not after
+        raise ValueError(f"{args.out} is a folder; give --out a file name such as {Path(args.out) / 'grades.csv'}")
+    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    rows = classroom.grade(args.folder, timeout=args.timeout, progress=progress)
+    csv_path = classroom.write_csv(rows, args.out)
+    text = classroom.summary(rows)
+    summary_path = csv_path.with_name(f"{csv_path.stem}-summary.md")
+    summary_path.write_text(f"# Grades of {Path(args.folder).name}\n\n{text}", encoding="utf-8")
+    print(text)
+    print(f"wrote {csv_path} ({len(rows)} rows) and {summary_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .build import SCALES
 
@@ -56,6 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--model", action="append", metavar="DIR",
                    help="show this Hugging Face-format model folder in the tab its architecture fits (repeatable)")
     d.set_defaults(func=_demo)
+    c = sub.add_parser("classroom", help="for teachers: student copies of the chapters, and grading of submissions")
+    c.set_defaults(func=_classroom)
+    actions = c.add_subparsers(dest="action", metavar="{student,grade}", required=True)
+    st = actions.add_parser("student", help="write the chapters for students: no teacher notes, no solutions, "
+                                            "exercise cells without output")
+    st.add_argument("out", metavar="OUT", help="folder to write the student copies into")
+    st.add_argument("--notebooks", metavar="DIR", default=_default_notebooks(),
+                    help="the chapters to copy (default: this checkout's notebooks/)")
+    g = actions.add_parser("grade", help="run the exercise cells of submitted notebooks; write a CSV and a summary")
+    g.add_argument("folder", metavar="FOLDER",
+                   help="submissions: FOLDER/<student>/NN_name.ipynb (or nbgrader's FOLDER/<student>/<assignment>/...)")
+    g.add_argument("--out", metavar="CSV", default="grades.csv",
+                   help="the CSV to write (default grades.csv; the summary goes beside it, as <name>-summary.md)")
+    g.add_argument("--timeout", metavar="SECONDS", type=_positive_seconds, default=60.0,
+                   help="time limit of one exercise cell (default 60)")
     args = parser.parse_args(argv)
     try:
         return args.func(args)
