@@ -26,14 +26,21 @@
 # 2. check your environment (library versions, the device the lab will use);
 # 3. draw the map of foundation models — data and compute → pretraining → foundation model →
 #    adaptation (fine-tuning, prompting) → downstream tasks, with evaluation and risks — and
-#    say which chapter teaches each part.
+#    say which chapter teaches each part;
+# 4. use the map: decide whether a situation calls for pretraining, fine-tuning, prompting or
+#    evaluation, and explain why one flaw in a foundation model can reach every system built on it.
 #
-# **Prerequisites.** Python; a little NumPy or PyTorch helps. **Estimated time:** 20 minutes.
+# **Prerequisites.** Python; a little NumPy or PyTorch helps.
+#
+# **Estimated time:** about 30 minutes to read and do; the code runs in under 1 minute at cpu
+# scale with a build present.
 #
 # **Source documents.** doc 000 §1, §2.1–2.2 (concepts and their graph), §3.2 (the four steps),
-# §8.3; doc 001 §2 (concept graph); doc 002 §2.1–2.2; doc 003 §1.2, §2.1–2.2 (concept graphs);
-# doc 004 §2.1–2.3 (deployment and social impact), §8.3. The index of the documents is in
-# `notebooks/README.md`.
+# §8.3; doc 001 §2 (concept graph); doc 002 §2.1–2.2; doc 003 §1.2, §2.1–2.2 (concept graphs),
+# §3 (self-supervised learning, fine-tuning, prompt tuning); doc 004 §2.1–2.3 (deployment and
+# social impact), §8.3. The index of the documents is in `notebooks/README.md`.
+#
+# *Stored outputs: `LAB_SCALE=cpu`, with a cpu build present.*
 
 # %% tags=["nbval-skip"]
 # Run this cell first on Colab (or in any fresh Python): it installs the lab when it is missing.
@@ -78,12 +85,21 @@ print("labkit is installed:", importlib.util.find_spec("labkit") is not None)
 # **The library.** Notebooks do not hide machinery in long cells: they import `labkit`, the
 # lab's small library (`labkit/attention.py`, `labkit/transformer.py`, …). When a chapter writes
 # a piece inline to teach it, it then checks it against `labkit`'s version with an `assert`.
-# Every claim a chapter makes is checked by code in that chapter.
+#
+# **Claims are checked.** Every claim a chapter makes about a *result* — a number, a shape, a
+# comparison, "this model beats that one" — is checked by an `assert` in a code cell, so a
+# chapter that runs top to bottom without an error has confirmed what it says. Figures quoted
+# from the prebuilt models are read from the build's report in code. Background about the field
+# (what the source documents describe, what large models do) is not a result of this lab and is
+# not checked; the text says so where it matters.
 #
 # **Exercises.** Each chapter ends with exercises. You write `answer = ...`; a check function
-# from `labkit.exercises` tells you ✅ or ❌ with a hint. It never raises, so a notebook with
-# unfinished exercises still runs top to bottom. Reference solutions are in
-# `notebooks/solutions/`.
+# from `labkit.exercises` tells you ✅ or ❌. For a mistake it recognises it says what went wrong;
+# otherwise it gives a hint, a stronger one each time you run the cell again. It never raises,
+# so a notebook with unfinished exercises still runs top to bottom. Each exercise cell imports
+# what it needs, so you can run it on its own. Every chapter also has an **open experiment**:
+# something to change, something to measure, and what a good answer shows.
+# Reference solutions are in `notebooks/solutions/`.
 
 # %%
 import os
@@ -93,8 +109,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from labkit.env import best_device, environment_report
+from labkit.fonts import use_cjk_font
 from labkit.training import seed_everything
 
+use_cjk_font()  # Chinese labels render in the plots below
 LAB_SCALE = os.environ.get("LAB_SCALE", "cpu")  # "ci" (tests), "cpu" (default) or "gpu"
 seed_everything(0)
 device = best_device()
@@ -106,7 +124,8 @@ print(f"LAB_SCALE = {LAB_SCALE!r}, device = {device}")
 #
 # `labkit.env.environment_report()` lists the versions the lab depends on and the device it
 # will use; `best_device()` tries CUDA, then Apple's MPS, then the CPU. The lab never *needs*
-# a GPU: every chapter is sized to run on two CPU cores.
+# a GPU: every chapter is sized for two CPU cores at the `cpu` scale (the run time in each
+# chapter's first cell was measured that way).
 
 # %%
 report = environment_report()
@@ -134,18 +153,33 @@ from labkit.build import SCALES
 from labkit.transformer import MaskedLM, count_parameters
 
 assert LAB_SCALE in SCALES, f"LAB_SCALE must be one of {list(SCALES)}"
+n_parameters = {}
 print(f"{'scale':>6} {'vocab':>6} {'d_model':>7} {'layers':>6} {'heads':>5} {'pretrain steps':>14} {'parameters':>11}")
 for name, scale in SCALES.items():
     with torch.device("meta"):  # shapes only: counting needs no memory
-        n = count_parameters(MaskedLM(scale.model))
+        n_parameters[name] = count_parameters(MaskedLM(scale.model))
     m = scale.model
-    print(f"{name:>6} {scale.vocab_size:>6} {m.d_model:>7} {m.n_layers:>6} {m.n_heads:>5} {scale.pretrain.train.steps:>14} {n:>11,}")
+    print(f"{name:>6} {scale.vocab_size:>6} {m.d_model:>7} {m.n_layers:>6} {m.n_heads:>5} "
+          f"{scale.pretrain.train.steps:>14} {n_parameters[name]:>11,}")
 
 # %% [markdown]
-# (The vocabulary sizes are upper bounds: chapter 03 shows the tokenizer stopping earlier when
-# the corpus runs out of frequent word pieces, which makes the models a little smaller still.)
-# Even the `gpu` model is less than a tenth of bert-base (110 million parameters, chapter 02)
-# — small enough to train in minutes, big enough to show every idea.
+# (The vocabulary sizes are upper bounds: the tokenizer stops earlier if the corpus runs out of
+# frequent word pieces, which makes the models a little smaller; chapter 03 measures it.)
+# For scale, the same count for bert-base, the model of chapter 02's parity checks, built from
+# its configuration alone (no download):
+
+# %%
+from transformers import BertConfig, BertModel
+
+with torch.device("meta"):
+    bert_base = count_parameters(BertModel(BertConfig()))  # BertConfig()'s defaults are bert-base's
+print(f"bert-base: {bert_base:,} parameters; the lab's largest model is {max(n_parameters.values()) / bert_base:.1%} of it")
+assert 105e6 < bert_base < 115e6  # "about 110 million"
+assert max(n_parameters.values()) < bert_base / 10  # even the gpu model is under a tenth of bert-base
+
+# %% [markdown]
+# Even the `gpu` model is less than a tenth of bert-base — small enough to train in minutes,
+# big enough to show every idea.
 
 # %% [markdown]
 # ## 3 · What is a foundation model?
@@ -154,19 +188,35 @@ for name, scale in SCALES.items():
 #
 # - **Pretraining (预训练)** on a huge amount of *unlabelled* text by **self-supervised learning
 #   (自监督学习)**: the text supplies its own targets — predict a masked word (BERT) or the next
-#   word (GPT). This costs most of the **compute (算力)**.
-# - The result is a **foundation model (基础模型)**: a general representation of language with
-#   strong **generalisation (泛化能力)** and **transferability (可迁移性)**. Architecturally it is a
-#   Transformer built from **self-attention (自注意力)** (chapters 01–02).
-# - **Adaptation** turns it into many tools, through **transfer learning (迁移学习)**:
-#   **fine-tuning (微调)** on a small labelled set, or **prompting / prompt tuning (提示/指令微调)**
-#   with few or no labels, and **customisation (模型定制化)** of heads and hyper-parameters.
+#   word (GPT). This costs most of the compute.
+# - The result is the foundation model: a general representation of language with strong
+#   **generalisation (泛化能力)** — it does well on text and tasks it was not trained on.
+#   Architecturally it is a Transformer built from **self-attention (自注意力)** (chapters 01–02).
+# - **Adaptation** turns it into many tools. This is **transfer learning (迁移学习)**: what was
+#   learned on one task (predicting words) is reused for another. Two routes:
+#   **fine-tuning (微调)** trains the model further on a small set of **labelled data (标注数据)**
+#   — examples with answers written by people; **prompting (提示)** leaves the weights alone
+#   and steers the model with an instruction and perhaps a few examples, with few or no labels.
+#   Between the two sits **prompt tuning (提示微调)**: the model stays frozen and only a few
+#   prompt vectors are trained. (Doc 003 writes 指令微调 for prompt tuning; in this lab 指令微调
+#   is *instruction tuning*, fine-tuning on many instruction–answer pairs.)
 # - **Downstream tasks (下游任务)**: classification, named-entity recognition, question
 #   answering, translation, …
-# - Around it: **evaluation (评估)** with accuracy, precision, recall and F1; **deployment (部署)**
-#   in the cloud, on the edge or both; and **risks (风险)** — bias (偏见), privacy (隐私),
-#   security, explainability (可解释性) — that start in the data and reach society through
-#   deployment.
+# - Around it: **evaluation (评估)** with accuracy, precision, recall and F1 on examples the model
+#   has not seen; **deployment (部署)** in the cloud, on the edge or both; and risks — **bias
+#   (偏见)**, leaks of private text, misuse, opacity — that start in the data and reach people
+#   through deployment.
+#
+# Two words from the research literature name what happens when one model sits under everything:
+#
+# - **Homogenisation (同质化)**: many applications are built on the same few foundation models.
+#   An improvement to the model helps all of them at once — and a flaw it learned (a bias in
+#   its pretraining text, say) is inherited by all of them at once. The map's first claim
+#   below is homogenisation drawn as a graph; exercise 4 asks you to use it.
+# - **Emergence (涌现)**: abilities nobody trained for explicitly, such as following an
+#   instruction in a prompt, are reported to appear once models and data grow large enough.
+#   The lab's models are far too small to show this; take it as a word to know, not as
+#   something this lab demonstrates.
 #
 # ### The concept map
 #
@@ -193,7 +243,8 @@ for name, scale in SCALES.items():
 
 # %% [markdown]
 # The same map as data: each concept with where it sits in the drawing, its Chinese name, where
-# the lab teaches it, and a one-line description; then the edges.
+# the lab teaches it, and a one-line description; then the edges. The drawing shows each
+# concept's Chinese name under its English one.
 
 # %%
 from matplotlib.patches import FancyBboxPatch
@@ -230,7 +281,7 @@ EDGES = [  # (from, to, label, solid?)
 assert all(a in CONCEPTS and b in CONCEPTS for a, b, _, _ in EDGES)
 
 
-BOX_W, BOX_H = 2.2, 0.84  # box size in data units
+BOX_W, BOX_H = 2.2, 1.0  # box size in data units
 
 
 def _edge_point(x: float, y: float, dx: float, dy: float) -> tuple[float, float]:
@@ -253,15 +304,16 @@ def draw_concept_map(focus: str | None = None, ax=None):
         if label:
             ax.text((xa + xb) / 2, (ya + yb) / 2 + 0.12, label, fontsize=8, ha="center", color="0.3",
                     bbox=dict(fc="white", ec="none", pad=0.5))
-    for name, (x, y, _zh, where, _) in CONCEPTS.items():
+    for name, (x, y, zh, where, _) in CONCEPTS.items():
         colour = "#ffd7d7" if name == focus else "#ffeccc" if name in neighbours else "#dde8f5"
         ax.add_patch(FancyBboxPatch((x - BOX_W / 2, y - BOX_H / 2), BOX_W, BOX_H, boxstyle="round,pad=0.05",
                                     fc=colour, ec="tab:red" if name == focus else "0.4"))
-        ax.text(x, y + 0.12, name, ha="center", va="center", fontsize=10, weight="bold")
-        ax.text(x, y - 0.2, where, ha="center", va="center", fontsize=8, color="0.35")
+        ax.text(x, y + 0.25, name, ha="center", va="center", fontsize=10, weight="bold")
+        ax.text(x, y - 0.02, zh, ha="center", va="center", fontsize=9)
+        ax.text(x, y - 0.28, where, ha="center", va="center", fontsize=8, color="0.35")
     xs = [x for x, *_ in CONCEPTS.values()]
     ax.set_xlim(min(xs) - 1.3, max(xs) + 1.3)
-    ax.set_ylim(-0.7, 6.5)
+    ax.set_ylim(-0.8, 6.6)
     ax.axis("off")
     ax.set_title("Foundation models: from data to tasks (dashed: where risks come from)")
     return ax
@@ -272,7 +324,8 @@ plt.show()
 
 # %% [markdown]
 # Two claims the map makes, checked on the edge list: (1) every route from the unlabelled data
-# to a downstream task passes through the foundation model — that is what "foundation" means;
+# to a downstream task passes through the foundation model — that is what "foundation" means,
+# and it is homogenisation: whatever the model learned, every task downstream inherits;
 # (2) a downstream task is reached only through an adaptation step (fine-tuning or prompting).
 
 # %%
@@ -364,33 +417,92 @@ print(weights[0].round(decimals=2))
 #   adapted — by fine-tuning or prompting — to many downstream tasks.
 # - Data and compute go in; evaluation measures what comes out; risks start in the data and
 #   reach people through deployment.
+# - Because many systems share one model, they share its strengths and its flaws
+#   (homogenisation).
 # - The lab runs in JupyterLab (`make lab`) or on Colab (the first cell), at the size
-#   `LAB_SCALE` chooses, and checks each of its claims with code.
+#   `LAB_SCALE` chooses, and checks each claim about a result with an `assert`.
 #
 # ## Exercises
 #
-# Replace each `None` with your answer and run the cell. Solutions: `notebooks/solutions/ch00.py`.
+# Replace each `None` with your answer and run the cell. Each cell runs on its own. Solutions:
+# `notebooks/solutions/ch00.py`.
 #
-# **Exercise 1.** Which device will the lab use on this machine? (A `torch.device` or its name.)
+# **Exercise 1 (the map).** Put the stages in `ch00.STAGES` in the order the concept map
+# follows them.
 
-# %%
+# %% tags=["exercise"]
 from labkit.exercises import ch00
 
-answer = None  # your code
-ch00.check_device(answer)
-
-# %% [markdown]
-# **Exercise 2.** Put the stages in `ch00.STAGES` in the order the concept map follows them.
-
-# %%
 print(ch00.STAGES)
-answer = None  # your code: a list of the six names
+answer = None  # your code: a list of the six names, in order
 ch00.check_pipeline_order(answer)
 
 # %% [markdown]
-# **Exercise 3.** Which of the stages in `ch00.STAGES` need *labelled* data (answers written by
-# people)? Give a set of names.
+# **Exercise 2 (the map).** Which of the stages in `ch00.STAGES` need *labelled* data (answers
+# written by people)? Give a set of names.
 
-# %%
+# %% tags=["exercise"]
+from labkit.exercises import ch00
+
+print(ch00.STAGES)
 answer = None  # your code: a set of names
 ch00.check_needs_labels(answer)
+
+# %% [markdown]
+# **Exercise 3 (main idea: which route?).** Each situation in `ch00.SITUATIONS` calls for one
+# step of the map: `"pretraining"`, `"fine-tuning"`, `"prompting"` or `"evaluation"`. Choose the
+# step that fits best, reasoning from three questions: does a model that knows this kind of
+# text exist? Are there many labelled examples? Can the model's weights be changed? Give a list
+# with one route per situation, in order.
+
+# %% tags=["exercise"]
+from labkit.exercises import ch00
+
+for number, situation in enumerate(ch00.SITUATIONS, start=1):
+    print(f"{number}. {situation}")
+answer = None  # your code: a list of 6 names from ch00.ROUTES
+ch00.check_adaptation_route(answer)
+
+# %% [markdown]
+# **Exercise 4 (main idea: homogenisation).** `ch00.SYSTEMS` lists five systems, the foundation
+# model each one is built on (`"A"`, `"B"` or none) and how it was adapted. Researchers find
+# that foundation model A learned a harmful stereotype from its pretraining text. Which systems
+# may carry it? Give a set of names.
+
+# %% tags=["exercise"]
+from labkit.exercises import ch00
+
+for system, (base, how) in ch00.SYSTEMS.items():
+    print(f"{system:<16} foundation model: {base or '(none)':<7} {how}")
+answer = None  # your code: a set of system names
+ch00.check_inherited_flaw(answer)
+
+# %% [markdown] tags=["experiment"]
+# **Open experiment.** Before foundation models, every task got its own model, trained from
+# scratch on that task's labelled data. Put that older route on the map and see what it breaks.
+#
+# - **Change:** in the cell of section 3 that defines `CONCEPTS` and `EDGES`, add a concept such
+#   as `"task model (from scratch)"` (pick a free spot, e.g. `(10.4, 5.6)`) and the edges
+#   `labelled data → task model (from scratch) → downstream tasks`; rerun the cells after it.
+# - **Measure:** which of the map's two claim asserts fails now; and whether
+#   `"downstream tasks" in reachable("labelled data", EDGES, removed="fine-tuning")` — can
+#   labelled data reach a task without fine-tuning? — before and after your change. Redraw
+#   with `draw_concept_map(focus="task model (from scratch)")`.
+# - **A good answer** shows that claim 1 still holds (from the *unlabelled* data every route
+#   still passes through the foundation model) but claim 2 fails: a task is now reached with no
+#   foundation model and no adaptation step, and labelled data alone reaches it. It then says
+#   what the new route costs and what it avoids: a large labelled set for every task and
+#   nothing shared between tasks — but also no flaw inherited from a shared model (exercise 4).
+#   A strong answer names the chapter that measures the difference (chapter 05: a pretrained
+#   model against one trained from scratch on the same few labels).
+
+# %% [markdown] tags=["teacher"]
+# **For teachers.** About 30 minutes: 10 for sections 1–2 (set up before class so that
+# nobody waits on installs), 10 for the map, 10 for exercises 3–4. Exercises 3 and 4 work well
+# in pairs, answered on paper first and then checked in the notebook; the checks name the
+# common mistakes. Misconceptions to listen for: "pretraining needs labels" (it is
+# self-supervised); "prompting is a kind of fine-tuning" (prompting changes no weight; prompt
+# tuning trains a few prompt vectors; fine-tuning trains the model); "fine-tuning removes what
+# pretraining learned" (it adjusts it, which is why a flaw can survive into every system — the
+# point of exercise 4). The open experiment takes 10–15 minutes and needs only the cells of
+# section 3; ask groups to sketch the new box on paper before they edit the code.

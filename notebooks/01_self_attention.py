@@ -17,8 +17,9 @@
 # # Chapter 01 · Self-attention (自注意力)
 #
 # Self-attention is the operation that lets every word of a sentence look at every other word
-# and decide which ones matter for it. It is the core of the Transformer, and so of every
-# foundation model in this lab.
+# and decide which ones matter for it — however far apart they are, which is how a Transformer
+# captures **long-range dependencies (长距离依赖)**. It is the core of the Transformer, and so of
+# every foundation model in this lab.
 #
 # **Learning objectives.** After this chapter you can
 # 1. compute attention by hand — score → softmax → weighted sum — and in matrix form,
@@ -31,11 +32,15 @@
 #    `nn.MultiheadAttention`.
 #
 # **Prerequisites.** Chapter 00; matrix multiplication; the softmax function.
-# **Estimated time:** 45 minutes.
+#
+# **Estimated time:** about 60 minutes to read and do; the code runs in under 1 minute at cpu
+# scale with a build present.
 #
 # **Source documents.** doc 000 §3.1 (attention captures long-range dependencies), §4.1–4.2
 # (score → softmax → weighted sum); doc 004 §3.1 (multi-head attention), §4.1–4.2 (the scaled
 # dot-product formula and its three steps).
+#
+# *Stored outputs: `LAB_SCALE=cpu`, with a cpu build present.*
 
 # %% tags=["nbval-skip"]
 # Run this cell first on Colab (or in any fresh Python): it installs the lab when it is missing.
@@ -85,10 +90,12 @@ print(f"LAB_SCALE = {LAB_SCALE!r}, device = {device}")
 # ## 1 · Score → softmax → weighted sum
 #
 # Take a sentence of $n$ words with vectors $e_1,\dots,e_n$. Self-attention gives each word
-# $i$ a new, *contextual* vector $c_i$ in three steps (doc 000 §4.2):
+# $i$ a new **context vector (上下文向量)** $c_i$ — its vector mixed with those of the words
+# around it — in three steps (doc 000 §4.2):
 #
 # 1. **score** every pair: $s_{ij} = e_i \cdot e_j$ (how well word $j$ matches what word $i$ looks for);
-# 2. **softmax** each row into weights: $a_{ij} = \dfrac{\exp(s_{ij})}{\sum_{k=1}^{n}\exp(s_{ik})}$;
+# 2. **softmax** each row into **attention weights (注意力权重)**:
+#    $a_{ij} = \dfrac{\exp(s_{ij})}{\sum_{k=1}^{n}\exp(s_{ik})}$ — positive, and summing to 1 over $j$;
 # 3. **weighted sum**: $c_i = \sum_{j=1}^{n} a_{ij}\, e_j$.
 #
 # A toy example with hand-picked 3-dimensional vectors: "cat" and "sat" point the same way,
@@ -134,8 +141,13 @@ assert torch.allclose(context, weights @ E, atol=1e-6)  # (n, n) @ (n, d) -> (n,
 attention_heatmap(weights, tokens, title="who attends to whom (unscaled dot products)")
 plt.show()
 
+cat, sat, the = tokens.index("cat"), tokens.index("sat"), tokens.index("the")
+assert set(weights[cat].topk(2).indices.tolist()) == {cat, sat} and weights[cat, [cat, sat]].sum() > 0.9
+assert weights[the].max() < 0.5  # "the" has no favourite: no weight above one half
+
 # %% [markdown]
-# "cat" attends mostly to itself and "sat"; "the" spreads its attention. The lab's
+# "cat" gives more than 90% of its attention to itself and "sat"; "the" spreads its attention,
+# with no weight above one half (both checked above). The lab's
 # `scaled_dot_product_attention` divides the scores by $\sqrt{d}$ (section 3 explains why), so
 # feeding it $\sqrt{d}\,E$ as the queries reproduces the unscaled version above exactly:
 
@@ -149,7 +161,9 @@ print("labkit agrees with the three steps")
 #
 # Using the same vector $e_i$ for "what I look for", "what I offer" and "what I pass on" is
 # restrictive. A Transformer learns three projections of the input $X$ (shape $T\times C$):
-# queries $Q = XW_Q$, keys $K = XW_K$ and values $V = XW_V$. Then (doc 004 §4.1)
+# the **query (查询)** $Q = XW_Q$ (what each word looks for), the **key (键)** $K = XW_K$ (what
+# each word offers to be found by) and the **value (值)** $V = XW_V$ (what each word passes on).
+# Then **scaled dot-product attention (缩放点积注意力)** is (doc 004 §4.1)
 #
 # $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right) V,$$
 #
@@ -286,15 +300,17 @@ print(f"d_k=512: largest weight {max_raw:.2f} unscaled vs {max_scaled:.2f} scale
 # %% [markdown]
 # ## 4 · Masks: who may attend to whom
 #
-# A boolean mask (in the lab, `True` = "may attend") sets the forbidden scores to $-\infty$
-# before the softmax, so their weights become exactly 0.
+# A boolean **mask (掩码)** (in the lab, `True` = "may attend") sets the forbidden scores to
+# $-\infty$ before the softmax, so their weights become exactly 0 and the allowed keys share all
+# of the weight.
 #
-# **Causal mask.** A model that generates text left to right (a decoder, chapter 07) must not
-# peek at later words: query $i$ may see keys $0..i$ only.
+# **Causal mask (因果掩码).** A model that generates text left to right (a decoder, chapter 07)
+# must not peek at later words: query $i$ may see keys $0..i$ only. The example sentence is
+# Chinese this time, 「我们喜欢小模型。」 ("we like small models."), cut into five tokens.
 
 # %%
 T = 5
-words = ["we", "like", "tiny", "models", "."]
+words = ["我们", "喜欢", "小", "模型", "。"]
 mask = causal_mask(T)  # (T, T) lower triangle
 x = torch.randn(1, T, 8)
 _, w_causal = scaled_dot_product_attention(x, x, x, mask=mask)
@@ -322,11 +338,12 @@ assert not torch.allclose(out_a[:, -1], out_b[:, -1])
 print("earlier outputs do not depend on later tokens")
 
 # %% [markdown]
-# **Padding mask.** Sentences in a batch have different lengths, so shorter ones are filled with
-# `[PAD]` tokens. A tokenizer returns an `attention_mask` (1 = real token, 0 = padding);
-# `padding_mask` turns it into a boolean mask of shape (B, 1, 1, S) that broadcasts over heads
-# and queries. No query may attend to a padding key — and then the padding cannot change any
-# real token's output.
+# **Padding mask.** Sentences in a batch have different lengths, so shorter ones are filled up
+# with `[PAD]` tokens — **padding (填充)**. A tokenizer returns an `attention_mask` (1 = real
+# token, 0 = padding); `padding_mask` turns it into a boolean mask of shape (B, 1, 1, S) that
+# broadcasts over heads and queries. No query may attend to a padding key — and then the padding cannot change any
+# real token's output. The second sentence is 「今天天气怎么样」 ("what is the weather like
+# today"), three tokens and two `[PAD]`.
 
 # %%
 attention_mask = torch.tensor([[1, 1, 1, 1, 1],
@@ -339,13 +356,15 @@ assert torch.equal(w[1, 0, :, 3:], torch.zeros(5, 2))  # padding keys get weight
 
 short, _ = scaled_dot_product_attention(x[1:, :, :3], x[1:, :, :3], x[1:, :, :3])  # the 3 real tokens alone
 assert torch.allclose(out[1:, :, :3], short, atol=1e-6)  # padding changes nothing for real tokens
-attention_heatmap(w[1, 0], ["a", "b", "c", "[PAD]", "[PAD]"], title="padded sequence: weights")
+attention_heatmap(w[1, 0], ["今天", "天气", "怎么样", "[PAD]", "[PAD]"], title="padded sequence: weights")
 plt.show()
 
 # %% [markdown]
 # **A fully masked row.** What if a query may attend to *nothing* (for example a padding query
 # under a combined mask)? Softmax over $(-\infty,\dots,-\infty)$ is $0/0$ = NaN, and one NaN spreads
 # through every later layer. The lab defines such a row as all-zero weights and a zero output.
+# PyTorch's fused kernel is printed beside it for comparison; the lab's answer does not depend
+# on which PyTorch version you have.
 
 # %%
 row_mask = torch.tensor([[True, True, False],
@@ -361,13 +380,13 @@ assert torch.equal(lab_w[1], torch.zeros(3)) and torch.equal(lab_out[1], torch.z
 assert torch.allclose(lab_out[[0, 2]], torch_out[[0, 2]], atol=1e-6)  # the other rows agree with torch
 print("naive softmax row:", naive[1].tolist())
 print("labkit output row:", lab_out[1].tolist())
-print(f"torch {torch.__version__} output row:", torch_out[1].tolist(), "(older versions give NaN)")
+print(f"torch {torch.__version__} output row:", torch_out[1].tolist())
 
 # %% [markdown]
 # ## 5 · Multi-head attention
 #
-# One softmax gives one way of mixing the words. **Multi-head attention** runs $n_h$ smaller
-# attentions in parallel — each head has its own projections of size $h_s = C/n_h$ and can
+# One softmax gives one way of mixing the words. **Multi-head attention (多头注意力)** runs $n_h$
+# smaller attentions in parallel — each head has its own projections of size $h_s = C/n_h$ and can
 # specialise (one on the previous word, one on the subject, …) — then concatenates them and
 # mixes the result with an output projection $W_O$ (doc 004 §3.1):
 #
@@ -400,10 +419,12 @@ assert torch.allclose(y, lab_y, atol=1e-6) and torch.allclose(head_weights, lab_
 assert torch.allclose(lab_y, fast_y, atol=1e-5)
 attention_heads((lab_w.cpu(),), sentence, layer=0)
 plt.show()
+favourite = lab_w[0].argmax(-1)  # (nh, T): the key each head's query attends to most
+assert len({tuple(f.tolist()) for f in favourite}) > 1  # the heads do not all agree
 
 # %% [markdown]
-# The heads of an untrained layer look at different words for no reason yet; pretraining
-# (chapter 04) gives them reasons.
+# The heads of an untrained layer already look at different words (checked above: their
+# favourite keys differ), but for no reason yet; pretraining (chapter 04) gives them reasons.
 #
 # **Beside PyTorch.** `nn.MultiheadAttention` computes the same thing but stores the three
 # input projections as one stacked matrix `in_proj_weight` and, for padding, takes a
@@ -432,8 +453,8 @@ print({k_: f"{v_:.1e}" for k_, v_ in parity.items()})
 # ## 6 · Attention has no sense of order
 #
 # Nothing in $\mathrm{softmax}(QK^\top/\sqrt{d_k})V$ looks at *where* a word is. Shuffle the
-# input tokens and the outputs are shuffled the same way — self-attention is
-# **permutation-equivariant**: $\mathrm{Attn}(PX) = P\,\mathrm{Attn}(X)$ for any permutation $P$.
+# input tokens and the outputs are shuffled the same way. This is **permutation equivariance
+# (置换等变性)**: $\mathrm{Attn}(PX) = P\,\mathrm{Attn}(X)$ for any permutation $P$.
 
 # %%
 perm = torch.randperm(T)
@@ -443,10 +464,12 @@ assert torch.allclose(out_shuffled, out[:, perm], atol=1e-6)
 print("Attn(PX) == P·Attn(X) for perm", perm.tolist())
 
 # %% [markdown]
-# So "dog bites man" and "man bites dog" give "dog" *exactly* the same vector. Word order has
-# to be put into the input. BERT — and the lab's `Embeddings` module — adds a learned
-# **position embedding** $p_t$ to each token embedding: $x_t = e_{w_t} + p_t$ (plus a segment
-# embedding, then a LayerNorm, chapter 02). After that the two sentences differ.
+# So "dog bites man" and "man bites dog" give "dog" *exactly* the same vector (checked below).
+# Word order has to be put into the input. BERT — and the lab's `Embeddings` module — adds a
+# learned **position embedding (位置嵌入)** $p_t$ to each token embedding: $x_t = e_{w_t} + p_t$
+# (plus a segment embedding, then a LayerNorm, chapter 02). The original Transformer used a
+# fixed **positional encoding (位置编码)** of sines and cosines instead; either way, after it the
+# two sentences differ.
 
 # %%
 from labkit.transformer import Encoder, TransformerConfig
@@ -497,8 +520,9 @@ assert all(diff < 1e-5 for diff in parity.values()) and len(parity) == 3
 #   $\mathrm{softmax}(QK^\top/\sqrt{d_k})V$, with learned projections for queries, keys, values.
 # - Dividing by $\sqrt{d_k}$ keeps the score variance at 1 whatever the head size; without it
 #   softmax saturates and its gradient vanishes (measured above).
-# - Masks set forbidden scores to $-\infty$: causal masks hide the future, padding masks hide
-#   `[PAD]`; the lab gives a fully masked row zeros instead of NaN.
+# - Masks set forbidden scores to $-\infty$ before the softmax: causal masks hide the future,
+#   padding masks hide `[PAD]`, and the allowed keys share all of the weight; the lab gives a
+#   fully masked row zeros instead of NaN.
 # - Multi-head attention runs $n_h$ attentions of size $C/n_h$ side by side and mixes them with
 #   $W_O$.
 # - Attention alone is permutation-equivariant; position embeddings make order visible.
@@ -506,34 +530,140 @@ assert all(diff < 1e-5 for diff in parity.values()) and len(parity) == 3
 #
 # ## Exercises
 #
-# Replace each `None` and run the cell. Solutions: `notebooks/solutions/ch01.py`.
+# Replace each `None` and run the cell. Each cell runs on its own. Solutions:
+# `notebooks/solutions/ch01.py`.
 #
-# **Exercise 1.** Compute the (4, 6) matrix of scaled scores $QK^\top/\sqrt{d_k}$ for the queries
-# and keys below — no softmax yet.
+# **Exercise 1 (formula).** Compute the (4, 6) matrix of scaled scores $QK^\top/\sqrt{d_k}$ for
+# the queries and keys below — no softmax yet.
 
-# %%
+# %% tags=["exercise"]
+import math
+
+import torch
+
 from labkit.exercises import ch01
 
 q, k = ch01.scaled_scores_inputs()  # (4, 8) queries, (6, 8) keys
-answer = None  # your code
+answer = None  # your code: a (4, 6) tensor
 ch01.check_scaled_scores(answer)
 
 # %% [markdown]
-# **Exercise 2.** A decoder reads a batch of two target sequences of length 5; the second ends
-# with two `[PAD]` tokens (`ch01.DECODER_ATTENTION_MASK`). Build its boolean attention mask: a
-# query may attend to a key only if the key is not later *and* not padding. Any shape that
-# broadcasts to (2, n_h, 5, 5) is fine.
+# **Exercise 2 (implementation).** A decoder reads a batch of two target sequences of length 5;
+# the second ends with two `[PAD]` tokens (`ch01.DECODER_ATTENTION_MASK`). Build its boolean
+# attention mask: a query may attend to a key only if the key is not later *and* not padding.
+# Any shape that broadcasts to (2, n_h, 5, 5) is fine.
 
-# %%
+# %% tags=["exercise"]
+import torch
+
+from labkit.attention import causal_mask, padding_mask
+from labkit.exercises import ch01
+
 print(ch01.DECODER_ATTENTION_MASK)
-answer = None  # your code
+answer = None  # your code: a boolean mask, True = may attend
 ch01.check_decoder_mask(answer)
 
 # %% [markdown]
-# **Exercise 3.** Split the (B=2, T=5, C=12) tensor below into `nh = 3` heads: shape
-# (B, nh, T, hs) with head $h$ of token $t$ holding `x[:, t, 4h : 4h+4]`.
+# **Exercise 3 (implementation).** Split the (B=2, T=5, C=12) tensor below into `nh = 3` heads:
+# shape (B, nh, T, hs), where head $h$ of token $t$ holds that token's numbers $4h$ to $4h+3$.
 
-# %%
+# %% tags=["exercise"]
+from labkit.exercises import ch01
+
 x, nh = ch01.split_heads_inputs()
-answer = None  # your code
+answer = None  # your code: a (2, 3, 5, 4) tensor
 ch01.check_split_heads(answer)
+
+# %% [markdown]
+# **Exercise 4 (main idea: what a mask does).** One query's scaled scores over five keys are
+# `ch01.MASKED_ROW_SCORES`; keys 3 and 4 are `[PAD]`, so `ch01.MASKED_ROW_MASK` forbids them
+# (True = may attend). What are the query's five attention weights? Predict first: which key
+# would win without the mask, and what happens to its weight with it? Then compute.
+
+# %% tags=["exercise"]
+import torch
+
+from labkit.exercises import ch01
+
+print("scores:", ch01.MASKED_ROW_SCORES)
+print("mask:  ", ch01.MASKED_ROW_MASK)
+answer = None  # your code: five weights
+ch01.check_masked_row(answer)
+
+# %% [markdown]
+# **Exercise 5 (main idea: attention has no sense of order).** `out` holds the outputs of a
+# self-attention layer *without* position embeddings for a sentence of six tokens, one row per
+# token. The same six tokens are then shuffled: position $i$ of the shuffled sentence holds
+# original token `perm[i]`. Without running any attention, give the layer's outputs for the
+# shuffled sentence.
+
+# %% tags=["exercise"]
+from labkit.exercises import ch01
+
+out, perm = ch01.permutation_inputs()  # (6, 4) outputs, and the shuffle
+print("perm =", perm)
+answer = None  # your code: a (6, 4) tensor
+ch01.check_permuted_outputs(answer)
+
+# %% [markdown] tags=["experiment"]
+# **Open experiment.** Why $\sqrt{d_k}$, and not $d_k$ or nothing at all? Try other divisors.
+#
+# - **Change:** the power of $d_k$ the scores are divided by — `EXPONENTS` in the cell below
+#   (0 = no scaling, 0.5 = the Transformer's choice, 1 = divide by $d_k$ itself) — and, once
+#   you have a picture, the number of keys `T`.
+# - **Measure:** for $d_k$ from 16 to 1024, the mean largest weight of a softmax row and its
+#   mean entropy, with `softmax_health(d_k, exponent)` below (both are compared with the
+#   uniform row over `T` keys). For the gradient side, section 3's `saturation(dk, scale)` gives
+#   the size of the softmax Jacobian.
+# - **A good answer** shows that only the exponent 0.5 keeps both numbers roughly constant as
+#   $d_k$ grows, and explains why with section 3's variance: the scores' spread is
+#   $\sqrt{d_k}$. It describes the two ways to fail — a smaller exponent drifts towards one-hot
+#   rows (largest weight → 1, entropy → 0, gradient → 0) and a larger one towards uniform rows
+#   (largest weight → 1/T, entropy → log T), where a query can no longer single out a key. A
+#   strong answer notes that the argument assumes unit-variance queries and keys, as at the
+#   start of training, and that the learned projections can change the scale later.
+
+# %% tags=["experiment"]
+import math
+
+import torch
+
+EXPONENTS = (0.0, 0.25, 0.5, 1.0)  # divide the scores by d_k ** exponent
+T = 16  # keys per query
+
+
+def softmax_health(d_k: int, exponent: float, n: int = 400, seed: int = 0) -> tuple[float, float]:
+    """Mean largest weight and mean entropy (nats) of softmax(q·k / d_k**exponent) over n random queries."""
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(n, 1, d_k, generator=g), torch.randn(n, T, d_k, generator=g)
+    scores = (q @ k.transpose(1, 2)).squeeze(1) / d_k**exponent  # (n, 1, d_k) @ (n, d_k, T) -> (n, T)
+    a = torch.softmax(scores, dim=-1)  # (n, T)
+    entropy = -(a * a.clamp_min(1e-12).log()).sum(-1)  # (n,)
+    return a.max(-1).values.mean().item(), entropy.mean().item()
+
+
+print(f"uniform row over {T} keys: largest weight {1 / T:.2f}, entropy {math.log(T):.2f}")
+print("divisor      d_k:  largest weight / entropy")
+for exponent in EXPONENTS:
+    row = []
+    for d_k in (16, 64, 256, 1024):
+        largest, entropy = softmax_health(d_k, exponent)
+        row.append(f"{d_k:>4}: {largest:.2f} / {entropy:.2f}")
+    print(f"d_k^{exponent:<4}   " + "   ".join(row))
+
+# What a good answer finds, checked whatever EXPONENTS holds (for any T >= 2):
+(largest_16, entropy_16), (largest_1024, entropy_1024) = softmax_health(16, 0.5), softmax_health(1024, 0.5)
+assert abs(largest_16 - largest_1024) < 0.05 and abs(entropy_16 - entropy_1024) < 0.1  # √d_k: same rows at every size
+assert softmax_health(1024, 0.0)[0] > 0.9  # no scaling: nearly one-hot at d_k = 1024
+assert softmax_health(1024, 1.0)[0] < 2 / T  # dividing by d_k: nearly uniform
+
+# %% [markdown] tags=["teacher"]
+# **For teachers.** About 60 minutes: 15 for sections 1–2 (let students run the loops by hand
+# for one row first), 15 for section 3, 15 for masks and heads, 15 for the exercises. Ask for
+# predictions before running cells: "what variance will the raw scores have at $d_k = 256$?",
+# "which key wins in exercise 4 without the mask?". Misconceptions to listen for: "the mask
+# zeroes the weights after the softmax" (exercise 4 catches it: the row would no longer sum
+# to 1); "attention reads left to right" (section 6 and exercise 5: without positions it sees a
+# bag of tokens); "√d_k is a tuning constant" (it follows from the variance of a sum). The open
+# experiment fits in 10 minutes in pairs: one pair per exponent, then compare tables on the
+# board; the starter cell runs in a few seconds.
