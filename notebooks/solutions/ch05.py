@@ -3,7 +3,7 @@ returns the answer that ``labkit.exercises.ch05.check_<name>`` accepts."""
 import numpy as np
 import torch
 
-from labkit.exercises.ch05 import CONFUSION, HEAD_SIZES, two_class_logits
+from labkit.exercises.ch05 import CONFUSION, HEAD_SIZES, PAYS_THRESHOLD, TRANSFER_GRID, two_class_logits
 
 
 def solution_head_parameters():
@@ -25,3 +25,17 @@ def solution_macro_f1():
 def solution_sigmoid_of_difference():
     z = two_class_logits()  # (N, 2)
     return torch.sigmoid(z[:, 1] - z[:, 0])  # softmax(z)[:, 1] = 1 / (1 + exp(z0 - z1))
+
+
+def solution_break_even():
+    grid = TRANSFER_GRID
+    for n, pre, scratch in zip(grid["labels"], grid["pretrained"], grid["scratch"]):
+        if pre - scratch < PAYS_THRESHOLD:  # the first budget where pretraining adds under 2 points
+            return n
+    return None
+
+
+def solution_why_ner_gains_more():
+    # A: both models see the same examples; C: a gain compares two models on one metric;
+    # D: the corpus and objectives were designed for sentiment, not NER.
+    return "B"
