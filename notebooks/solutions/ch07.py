@@ -3,7 +3,9 @@ that ``labkit.exercises.ch07.check_<name>`` accepts."""
 import math
 from collections import Counter
 
-from labkit.exercises.ch07 import BLEU_PAIR, SHORT_PAIR, beam_step_inputs
+import torch
+
+from labkit.exercises.ch07 import BLEU_PAIR, SHORT_PAIR, beam_step_inputs, cross_attention_inputs, warm_start_models
 from labkit.metrics import tokenize_zh
 
 
@@ -25,3 +27,19 @@ def solution_beam_step():
     total = beam_scores[:, None] + next_log_probs  # (K, V): score of every one-token extension
     V = total.shape[1]
     return [divmod(i, V) for i in total.flatten().topk(2).indices.tolist()]  # flat index -> (beam, token)
+
+
+def solution_cross_attention():
+    x = cross_attention_inputs()
+    q = x.decoder_states @ x.w_query  # (T, C): the decoder asks
+    k = x.memory @ x.w_key  # (S, C): the encoder's output is asked
+    scores = q @ k.T / math.sqrt(k.shape[-1])  # (T, C) @ (C, S) -> (T, S)
+    scores = scores.masked_fill(~x.source_mask, float("-inf"))  # padded source tokens cannot be attended to
+    return torch.softmax(scores, dim=-1)  # each row (target position) sums to 1 over the source
+
+
+def solution_warm_start():
+    pretrained, model = warm_start_models()
+    old = list(pretrained.state_dict().values())
+    copied = lambda p: any(p.shape == q.shape and torch.equal(p, q) for q in old)  # noqa: E731
+    return {name for name, p in model.named_parameters() if not copied(p)}
