@@ -18,24 +18,41 @@
 #
 # Chapter 01 built attention. A Transformer wraps it in a **block** — attention, a small
 # feed-forward network, residual connections and layer normalisation — and stacks blocks, each
-# refining the previous one's output. The lab's encoder has exactly BERT's architecture, only
-# smaller; here you take it apart, count its parameters and check it, number for number,
-# against PyTorch's and 🤗 transformers' implementations.
+# refining the previous one's output. The lab's **encoder (编码器)** has exactly BERT's
+# architecture, only smaller; here you take it apart, see what each part of a block does, count
+# its parameters and check it, number for number, against PyTorch's and 🤗 transformers'
+# implementations.
 #
 # **Learning objectives.** After this chapter you can
 # 1. write one post-LN Transformer block as BERT computes it, and verify it against the lab's;
-# 2. follow the hidden states layer by layer, $h^{(l)} = \mathrm{Transformer}(h^{(l-1)})$;
-# 3. count a BERT's parameters by formula and by code (bert-base: 109,482,240);
-# 4. configure `nn.TransformerEncoderLayer` to compute the lab's block, and move the lab's
+# 2. say what each part of a block does: attention mixes information *across* positions, the
+#    feed-forward network transforms each position on its own, the residual connection carries
+#    the input through and layer normalisation keeps every token vector at the same scale;
+# 3. follow the hidden states layer by layer, $h^{(l)} = \mathrm{Transformer}(h^{(l-1)})$;
+# 4. count a BERT's parameters by formula and by code (bert-base: 109,482,240) and say where
+#    they sit;
+# 5. configure `nn.TransformerEncoderLayer` to compute the lab's block, and move the lab's
 #    encoder into transformers' `BertModel` and back with identical outputs;
-# 5. look inside with an offline attention explorer and with bertviz.
+# 6. look inside with an offline attention explorer and with bertviz.
 #
-# **Prerequisites.** Chapter 01. **Estimated time:** 45 minutes.
+# **Prerequisites.** Chapter 01. Chapter 03 explains how text becomes token ids; this chapter
+# uses its tokenizer as a black box (see the note before section 1).
 #
-# **Source documents.** doc 000 §3.1–3.2 (the Transformer as the model-building step), §5.2–5.3
-# (an encoder built from `nn.TransformerEncoderLayer` — ours configures it to match BERT);
-# doc 001 §4.1–4.2 (input layer, stacked hidden layers $h^{(l)}$, output layer); doc 002 §4.1
-# (BERT = Transformer + masked language model); doc 004 §3.1, §5.2–5.3.
+# **Estimated time:** about 50 minutes to read and do; the code runs in about 1 minute at cpu
+# scale with a build present.
+#
+# **Map to the source documents.**
+#
+# | section | documents |
+# |---|---|
+# | 1 · one block | doc 000 §3.1–3.2 (the Transformer as the model-building step), §5.3 (a layer holds multi-head self-attention and a feed-forward network) |
+# | 2 · stacking blocks | doc 001 §4.1–4.2 (input layer, stacked hidden layers $h^{(l)}$, output layer) |
+# | 3 · counting parameters | doc 000 §5.3 (the embedding layer, Transformer layers and output layer of its model); doc 003 §3.3 (a drawback: huge parameter counts demand compute and memory) |
+# | 4 · `nn.TransformerEncoderLayer` | doc 000 §5.2–5.3 (an encoder built from `nn.TransformerEncoderLayer` — ours configures it to match BERT); doc 004 §5.2–5.3 |
+# | 5 · 🤗 transformers' BERT | doc 002 §4.1 (BERT = Transformer + masked language model) |
+# | 6 · attention views | doc 004 §3.1 (multi-head attention) |
+#
+# *Stored outputs: `LAB_SCALE=cpu`, with a cpu build present.*
 
 # %% tags=["nbval-skip"]
 # Run this cell first on Colab (or in any fresh Python): it installs the lab when it is missing.
@@ -84,9 +101,19 @@ plt.rcParams["figure.dpi"] = 80
 print(f"LAB_SCALE = {LAB_SCALE!r}, device = {device}")
 
 # %% [markdown]
-# The model needs token ids, so we train the lab's WordPiece tokenizer on TinyWorld's corpus
-# (a second or two; chapter 03 explains both) and encode a batch of two sentences of different
-# lengths.
+# **A forward reference: text → token ids.** The model reads integers, not text. Chapter 03
+# explains how text becomes these ids; for now, treat the tokenizer as a black box. The cell
+# below trains the lab's tokenizer on TinyWorld's corpus (a few seconds) and encodes a batch of
+# two sentences of different lengths. All you need from it here:
+#
+# - each sentence becomes a row of ids, one per word piece, opened by `[CLS]` and closed by
+#   `[SEP]` (two special tokens chapter 03 introduces);
+# - the shorter row is filled up with `[PAD]` (id 0) so the batch is a rectangle, and
+#   `attention_mask` is 1 at real tokens and 0 at padding — chapter 01's padding mask;
+# - `len(tokenizer)` is the vocabulary size $V$: how many different ids exist.
+#
+# Nothing in this chapter depends on *which* ids the sentences get: the open experiment at the
+# end feeds the encoder random ids instead.
 
 # %%
 corpus = load_task("corpus", size=SCALE.data)
@@ -106,17 +133,25 @@ print(cfg)
 # %% [markdown]
 # ## 1 · One block, as BERT computes it
 #
-# A block has two sublayers. Each adds its result to its input (a **residual connection**) and
-# then normalises the sum (**post-LN**, as in BERT and the original Transformer):
+# A block has two sublayers: multi-head self-attention (chapter 01) and a **feed-forward network
+# (前馈神经网络)**. Each sublayer adds its result to its own input — a **residual connection
+# (残差连接)**, the "$h +$" below — and then normalises the sum with **layer normalisation
+# (层归一化)**, "LN". Normalising after the sum is called **post-LN (后置层归一化)**, as in BERT
+# and the original Transformer:
 #
 # $$a = \mathrm{LN}\big(h + \mathrm{MHA}(h)\big), \qquad h' = \mathrm{LN}\big(a + \mathrm{FFN}(a)\big),$$
 #
-# with the position-wise feed-forward network and BERT's exact GELU
+# The feed-forward network is two linear layers with an **activation function (激活函数)** between
+# them, BERT's exact GELU. It is *position-wise*: the same small network is applied to each
+# token's vector on its own, so it never looks at the other positions — only attention moves
+# information between tokens. (Exercise 1 makes you check this.)
 #
 # $$\mathrm{FFN}(x) = W_2\,\mathrm{GELU}(W_1x + b_1) + b_2, \qquad
 # \mathrm{GELU}(x) = x\,\Phi(x) = \tfrac{1}{2}x\left(1 + \mathrm{erf}(x/\sqrt{2})\right),$$
 #
-# and layer normalisation over the $C$ features of each token
+# Layer normalisation works over the $C$ features of each token, again position by position: it
+# rescales every token vector to mean 0 and variance 1, whatever the sublayers added, so the
+# numbers keep the same size however many blocks are stacked:
 #
 # $$\mathrm{LN}(x) = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta,
 # \qquad \mu = \tfrac{1}{C}\textstyle\sum_c x_c,\ \ \sigma^2 = \tfrac{1}{C}\sum_c (x_c - \mu)^2 .$$
@@ -168,9 +203,13 @@ print("per-token mean ≈ 0 and variance ≈ 1 after the block")
 # %% [markdown]
 # ## 2 · Stacking blocks: $h^{(l)} = \mathrm{Transformer}(h^{(l-1)})$
 #
-# The encoder embeds the tokens ($h^{(0)}$: token + position + segment embeddings, normalised)
-# and applies its $L$ blocks one after the other (doc 001 §4.2). `output_hidden_states=True`
-# returns all $L+1$ of them; the loop checks the recurrence.
+# The encoder first turns each id into a vector: $h^{(0)}$ is the sum of a **token embedding
+# (词嵌入)** (one learned row per vocabulary entry), a **position embedding (位置嵌入)** (one
+# learned row per position, since attention itself ignores order) and a segment embedding,
+# normalised. Then it applies its $L$ blocks one after the other — **stacking (堆叠)** — and the
+# output of block $l$ is the **hidden layer (隐藏层)** $h^{(l)}$ (doc 001 §4.2). Every block has
+# the same shape in and out, (B, S, C), so blocks stack as deep as you like.
+# `output_hidden_states=True` returns all $L+1$ of them; the loop checks the recurrence.
 
 # %%
 with torch.no_grad():
@@ -188,9 +227,10 @@ print(f"{len(hidden)} hidden states of shape {tuple(hidden[0].shape)} (B, S, C)"
 # What the layers do to the first sentence: each panel shows the tokens (rows) by the first 32
 # features (columns) of $h^{(l)}$; the right-hand plot measures how much each block changes the
 # vectors, $\lVert h^{(l)} - h^{(l-1)}\rVert / \lVert h^{(l-1)}\rVert$. Untrained, the blocks change
-# little: their weights start small ($\sigma = 0.02$), so the residual path carries $h$ through
-# almost unchanged — one reason a deep stack can be trained at all. Pretraining (chapter 04)
-# teaches the blocks to transform it.
+# little: their weights start small ($\sigma = 0.02$), so each sublayer adds almost nothing and
+# the residual path carries $h$ through almost unchanged — every block starts close to the
+# identity, which is one reason a deep stack can be trained at all (exercise 2). Pretraining
+# (chapter 04) teaches the blocks to transform it.
 
 # %%
 n_real = int(batch["attention_mask"][0].sum())
@@ -228,7 +268,8 @@ print(f"sentence 2: {n2} real tokens, identical alone and padded, at all {len(hi
 # %% [markdown]
 # ## 3 · Counting parameters
 #
-# Where are the weights? With vocabulary $V$, position table $P$, $2$ segment types, width $C$,
+# A model's **parameter count (参数量)** is how many learned numbers it holds: it sets the
+# memory the model needs and, roughly, the compute per token. Where are the weights? With vocabulary $V$, position table $P$, $2$ segment types, width $C$,
 # feed-forward width $d_{ff}$ and $L$ layers:
 #
 # | part | parameters |
@@ -275,8 +316,9 @@ print(f"lab encoder ({LAB_SCALE}): {count_parameters(encoder):,}   bert-base: {c
       "(labkit, formula and transformers agree)")
 
 # %% [markdown]
-# The shares tell a story: in a tiny model most weights are the embedding tables; in bert-base
-# the layers dominate.
+# The shares tell a story: in the lab's ci and cpu models most weights are the embedding tables
+# (a 64-wide model with thousands of vocabulary entries); in bert-base the layers dominate. The
+# layers grow with $C^2$, the embeddings only with $C$.
 
 # %%
 configs = {f"lab {name}": s.model for name, s in SCALES.items()} | {"bert-base": bert_base}
@@ -291,6 +333,11 @@ ax.set_xlabel("share of the parameters")
 ax.legend(ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8)
 ax.set_xlim(0, 1)
 plt.show()
+
+embedding_share = {name: bert_parameters(c)["embeddings"] / sum(bert_parameters(c).values()) for name, c in configs.items()}
+assert embedding_share["lab ci"] > 0.5 and embedding_share["lab cpu"] > 0.5  # tiny models: mostly embeddings
+assert embedding_share["bert-base"] < 0.25  # bert-base: mostly layers
+print({name: f"{share:.0%}" for name, share in embedding_share.items()}, "of the parameters are embeddings")
 
 # %% [markdown]
 # ## 4 · Beside `nn.TransformerEncoderLayer`
@@ -342,10 +389,10 @@ for name, d in variants.items():
     print(f"{name:>26}: max |difference| = {d:.2f}")
 
 # %% [markdown]
-# **Pre-LN.** `norm_first=True` normalises the *input* of each sublayer instead,
+# **Pre-LN (前置层归一化).** `norm_first=True` normalises the *input* of each sublayer instead,
 # $h + \mathrm{MHA}(\mathrm{LN}(h))$, leaving the residual path untouched. GPT-2 and most recent
 # large models use it because deep stacks train more stably; BERT, and this lab, keep post-LN.
-# (Exercise 3 asks you to write it.)
+# (Exercise 4 asks you to write it.)
 #
 # ## 5 · Beside 🤗 transformers' BERT
 #
@@ -381,8 +428,12 @@ assert all(d < 1e-5 for d in hf_diff.values())
 
 # %% [markdown]
 # Add BERT's masked-language-model head and you have doc 002's "BERT = Transformer + masked
-# language model": `MaskedLM` ↔ `BertForMaskedLM`, with the prediction head's output matrix
-# *tied* to the token embeddings (weight tying, so it adds no $V\times C$ matrix).
+# language model": `MaskedLM` ↔ `BertForMaskedLM`. The head scores every vocabulary entry at
+# every position with a $V \times C$ matrix — and that matrix *is* the token-embedding table:
+# **weight tying (权重绑定)**, one tensor used twice, so the head adds no $V\times C$ matrix of
+# its own (exercise 3 counts what it does add). doc 000 §5.2's model ends with a separate
+# `nn.Linear(embedding_dim, vocab_size)` instead; tying saves those $V \times C$ numbers, most of a
+# small model's weights (section 3).
 
 # %%
 mlm = MaskedLM(cfg).to(device).eval()
@@ -442,6 +493,10 @@ bertviz_view(view_model, view_tokenizer, sentence, kind="head")
 # - A BERT block is $a = \mathrm{LN}(h + \mathrm{MHA}(h))$, $h' = \mathrm{LN}(a + \mathrm{FFN}(a))$ with
 #   an exact-GELU feed-forward network; the encoder stacks $L$ of them over token + position +
 #   segment embeddings: $h^{(l)} = \mathrm{Transformer}(h^{(l-1)})$.
+# - Attention is the only part that moves information between positions; the feed-forward network
+#   and layer normalisation work on each token vector on its own. The residual connection carries
+#   the input past every sublayer, so an untrained block (tiny weights) is close to the identity,
+#   and layer normalisation keeps each token vector at mean 0, variance 1.
 # - Parameters: $(V+P+2)C + 2C$ for the embeddings, $12C^2 + 13C$ per layer when
 #   $d_{ff} = 4C$, $C^2 + C$ for the pooler — 109,482,240 for bert-base, checked three ways.
 # - `nn.TransformerEncoderLayer` is the same block once set to GELU, eps 1e-12 and batch-first;
@@ -450,12 +505,51 @@ bertviz_view(view_model, view_tokenizer, sentence, kind="head")
 #
 # ## Exercises
 #
-# Replace each `None` and run the cell. Solutions: `notebooks/solutions/ch02.py`.
+# Replace each `None` and run the cell; a ❌ comes with a hint, and running it again gives a
+# stronger one. Each cell runs on its own (it builds its inputs from `labkit.exercises.ch02`).
+# Solutions: `notebooks/solutions/ch02.py`.
 #
-# **Exercise 1.** How many parameters does the masked-LM head add on top of the encoder for
-# `ch02.MLM_HEAD_SIZES`? Read `LMHead` in `labkit/transformer.py`; mind the weight tying.
+# **Exercise 1 · Which part mixes positions?** `ch02.block_inputs()` gives a block and one
+# sequence `h` of six token vectors. Change the vector at position `ch02.CHANGED_POSITION` only
+# (on a copy of `h`), and find which *output* positions change — for the feed-forward network
+# `block.ff`, for self-attention `block.attn` (query, key and value are all `h`) and for the whole
+# block. Predict the three answers before you compute them. Then: if a Transformer had only
+# feed-forward sublayers, what could it not do?
 
-# %%
+# %% tags=["exercise"]
+import torch
+
+from labkit.exercises import ch02
+
+block, h = ch02.block_inputs()
+print(block, tuple(h.shape), "changed position:", ch02.CHANGED_POSITION)
+answer = None  # your code: {"feed-forward": [...], "attention": [...], "block": [...]}, lists of positions
+ch02.check_mixing_positions(answer)
+
+# %% [markdown]
+# **Exercise 2 · What the residual path carries.** `ch02.switched_off_inputs()` gives a block
+# whose two sublayers output zeros (their last linear layer is all zeros) and an input `h` whose
+# token vectors are already normalised. Compute (a) the block's output, and (b) the output of the
+# same block *without* its residual connections: $\mathrm{LN}_2(\mathrm{FFN}(\mathrm{LN}_1(\mathrm{MHA}(h))))$
+# with $\mathrm{LN}_1$ = `block.attn_norm`, $\mathrm{LN}_2$ = `block.ff_norm`. Predict both first.
+# Then: an untrained block's sublayers output almost zero. What does that mean for a stack of
+# 12 untrained blocks with residual connections, and for one without?
+
+# %% tags=["exercise"]
+import torch
+
+from labkit.exercises import ch02
+
+block, h = ch02.switched_off_inputs()
+answer = None  # your code: (with_residual, without_residual), two tensors of h's shape
+ch02.check_residual_path(answer)
+
+# %% [markdown]
+# **Exercise 3 · The masked-LM head.** How many parameters does the masked-LM head add on top of
+# the encoder for `ch02.MLM_HEAD_SIZES` (the cpu scale's configured sizes)? Read `LMHead` in
+# `labkit/transformer.py`; mind the weight tying.
+
+# %% tags=["exercise"]
 from labkit.exercises import ch02
 
 print(ch02.MLM_HEAD_SIZES)
@@ -463,20 +557,76 @@ answer = None  # your code: an int
 ch02.check_mlm_head_parameters(answer)
 
 # %% [markdown]
-# **Exercise 2.** How many parameters has bert-large (sizes in `ch02.BERT_LARGE`, pooler
-# included)? Use the formula, then check yourself with a `meta`-device model.
+# **Exercise 4 · A pre-LN block.** Write the *pre-LN* version of a block as a function
+# `pre_ln_block(block, h)`, using the lab block's own modules: $h + \mathrm{MHA}(\mathrm{LN}_1(h))$,
+# then $+\,\mathrm{FFN}(\mathrm{LN}_2(\cdot))$ with $\mathrm{LN}_1$ = `block.attn_norm` and
+# $\mathrm{LN}_2$ = `block.ff_norm`. The check compares it with
+# `nn.TransformerEncoderLayer(norm_first=True)` holding the same weights. Which path from input to
+# output is never normalised in a pre-LN stack?
 
-# %%
-print(ch02.BERT_LARGE)
-answer = None  # your code: an int
-ch02.check_bert_large_parameters(answer)
+# %% tags=["exercise"]
+from labkit.exercises import ch02
 
-# %% [markdown]
-# **Exercise 3.** Write the *pre-LN* version of a block as a function `pre_ln_block(block, h)`,
-# using the lab block's own modules: $h + \mathrm{MHA}(\mathrm{LN}_1(h))$, then
-# $+\,\mathrm{FFN}(\mathrm{LN}_2(\cdot))$ with $\mathrm{LN}_1$ = `block.attn_norm` and $\mathrm{LN}_2$ =
-# `block.ff_norm`. The check compares it with `nn.TransformerEncoderLayer(norm_first=True)`.
 
-# %%
-answer = None  # your code: a function (block, h) -> tensor
+def pre_ln_block(block, h):
+    return None  # your code
+
+
+answer = None  # your code: the function pre_ln_block, once it is written
 ch02.check_pre_ln_block(answer)
+
+# %% [markdown] tags=["experiment"]
+# **Open experiment.** *How far does an untrained block move its input?*
+#
+# - **Change** the initial weight scale `initializer_range` of `TransformerConfig` (BERT's 0.02,
+#   then 0.2 and 1.0) and the depth `n_layers` (2, then 8), building a fresh `Encoder(cfg)` each
+#   time. Optionally remove the residual connections with your code from exercise 2.
+# - **Measure**, for the same random token ids and without any training: the relative change per
+#   block, $\lVert h^{(l)} - h^{(l-1)}\rVert / \lVert h^{(l-1)}\rVert$, from
+#   `encoder(ids, output_hidden_states=True).hidden_states`, and how uniform attention is (the mean
+#   row entropy divided by $\log T$) from `encoder(ids, output_attentions=True).attentions`.
+# - **A good answer** shows a small table or plot of both measures against the weight scale and the
+#   depth; states what it finds (at 0.02 each block is close to the identity and attention is
+#   nearly uniform; with larger weights the blocks overwrite their input and attention focuses on a
+#   few keys before any training); and explains it with the residual connection and layer
+#   normalisation — why a stack that starts near the identity is easier to train, and what
+#   changes when the stack is deep. Claims are backed by the numbers measured, not by the text.
+#
+# The starter below runs in a second; extend it.
+
+# %% tags=["experiment"]
+import math
+
+import torch
+
+from labkit.transformer import Encoder, TransformerConfig
+
+ids = torch.randint(5, 1000, (4, 16), generator=torch.Generator().manual_seed(0))  # (B, T) random token ids
+for std in (0.02, 0.2):  # try 1.0 too, and n_layers=8
+    toy_config = TransformerConfig(vocab_size=1000, d_model=64, n_layers=2, n_heads=4, d_ff=256, dropout=0.0,
+                                   attention_dropout=0.0, initializer_range=std)
+    torch.manual_seed(0)
+    toy_encoder = Encoder(toy_config).eval()
+    with torch.no_grad():
+        out = toy_encoder(ids, output_hidden_states=True, output_attentions=True)
+    h = out.hidden_states
+    change = [((h[l] - h[l - 1]).norm() / h[l - 1].norm()).item() for l in range(1, len(h))]
+    uniformity = [(-(a * a.clamp_min(1e-12).log()).sum(-1).mean() / math.log(ids.shape[1])).item() for a in out.attentions]
+    print(f"initializer_range {std}: change per block {[round(c, 2) for c in change]}, "
+          f"attention entropy / log T {[round(u, 2) for u in uniformity]}")
+
+# %% [markdown] tags=["teacher"]
+# **For teachers.** Sections 1–2 and exercises 1–2 carry the chapter's main idea (what each part
+# of a block does); sections 4–6 are for readers who want to see that the lab's model *is* BERT and
+# can be skimmed in a short class. Allow 15 minutes for exercises 1–2 and ask for the predictions
+# aloud before anyone runs code.
+#
+# Common misconceptions: that the feed-forward network "looks at the sentence" (it sees one token
+# vector at a time — exercise 1); that layer normalisation normalises over the batch or over the
+# positions (it is per token, over the $C$ features — section 1's assert); that the residual
+# connection is an optimisation detail (exercise 2: without it, a block that outputs nothing erases
+# its input); that weight tying shares the embeddings between layers (it shares the input
+# embedding table with the output projection of the masked-LM head).
+#
+# The open experiment works well in pairs: one pair per weight scale, then pool the table on
+# the board. It needs no build and no training, so it runs anywhere in seconds.

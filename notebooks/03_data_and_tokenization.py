@@ -18,25 +18,36 @@
 #
 # A foundation model is only as good as the data it learns from, and it never sees text: it
 # sees token ids. This chapter opens the lab's data — **TinyWorld**, a small synthetic
-# bilingual world generated offline — and trains the tokenizer that turns its English and
-# Chinese text into ids.
+# bilingual world generated offline — checks how it keeps evaluation honest, and trains the
+# **tokenizer (分词器)** that turns its English and Chinese text into ids.
 #
 # **Learning objectives.** After this chapter you can
 # 1. load every TinyWorld task with `load_task`, read its dataset card and plot its labels;
-# 2. explain, and verify, how the data keeps evaluation honest (held-out entities and held-out
-#    opinion words);
+# 2. explain, and verify, how the data keeps evaluation honest: held-out entities and held-out
+#    opinion words never reach the labelled train splits;
 # 3. train a WordPiece tokenizer, reproduce its longest-match-first splitting, and explain why
-#    each Chinese character is a token;
+#    unseen words become subword pieces, why each Chinese character is a token, and when a word
+#    becomes `[UNK]`;
 # 4. use `[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`, token type ids, attention masks and offsets;
 # 5. weigh vocabulary size against sequence length.
 #
-# **Prerequisites.** Chapter 00 (chapters 01–02 help). **Estimated time:** 40 minutes.
+# **Prerequisites.** Chapter 00 (chapters 01–02 help).
 #
-# **Source documents.** doc 000 §3.2 step 1 (data preprocessing: cleaning, tokenisation), §3.3
-# and §8.3 (dependence on data, bias); doc 002 §3.2 (pretraining data preprocessing and 分词),
-# §4.1 (the masked language model needs `[MASK]`); doc 003 §1.2 (learning from unlabelled
-# data), §5.2–5.3 (tokenise, then pad to equal length); doc 004 §3.2 step 1, §2.3 and §8.3
-# (bias and privacy start in the data).
+# **Estimated time:** about 50 minutes to read and do; the code runs in about 1 minute at cpu
+# scale with a build present.
+#
+# **Map to the source documents.**
+#
+# | section | documents |
+# |---|---|
+# | 1 · TinyWorld and its dataset card | doc 002 §3.2 (collect unlabelled data, build the pretraining dataset); doc 003 §1.2 (learning from unlabelled data), §4.3 (labelled sets split into training, validation and test sets) |
+# | 2 · distributions | doc 000 §3.3 (performance depends on the quality and quantity of the data) |
+# | 3 · honest generalisation | doc 000 §3.3 (generalisation, and biases carried over from the data), §8.3; doc 004 §2.3 and §8.3 (bias and privacy start in the data) |
+# | 4 · WordPiece | doc 000 §3.2 step 1, doc 002 §3.2 and doc 004 §3.2 step 1 (data preprocessing: cleaning, deduplication, 分词, encoding) |
+# | 5 · special tokens | doc 002 §4.1 (the masked language model needs `[MASK]`); doc 003 §5.2–5.3 (tokenise, then pad to equal length) |
+# | 6 · vocabulary size | doc 002 §4.2 (the softmax runs over the whole vocabulary, $\lvert V\rvert$ entries) |
+#
+# *Stored outputs: `LAB_SCALE=cpu`, with a cpu build present.*
 
 # %% tags=["nbval-skip"]
 # Run this cell first on Colab (or in any fresh Python): it installs the lab when it is missing.
@@ -73,6 +84,7 @@ from labkit.build import SCALES
 from labkit.data import DATASETS, build_world, data_dir, load_task
 from labkit.data.sentiment import opinion_words, uses_heldout_words
 from labkit.env import best_device
+from labkit.fonts import use_cjk_font
 from labkit.tokenization import SPECIAL_TOKENS, load_tokenizer, train_tokenizer
 from labkit.training import seed_everything
 
@@ -81,6 +93,7 @@ SCALE = SCALES[LAB_SCALE]
 seed_everything(0)
 device = best_device()
 plt.rcParams["figure.dpi"] = 80
+use_cjk_font()  # so that plots show Chinese characters
 print(f"LAB_SCALE = {LAB_SCALE!r}, device = {device}, data preset = {SCALE.data!r}")
 
 # %% [markdown]
@@ -88,12 +101,14 @@ print(f"LAB_SCALE = {LAB_SCALE!r}, device = {device}, data preset = {SCALE.data!
 #
 # Real pretraining corpora are terabytes of web text; the lab cannot download them and could not
 # train on them in minutes. TinyWorld is a seeded world of people, cities, organisations and
-# products, written out by templates in English and Simplified Chinese: an unlabelled corpus for
-# pretraining, and five labelled tasks for fine-tuning. Because the lab *generates* it, it knows
-# the truth about every sentence — which lets it test honestly, as section 3 shows.
+# products, written out by templates in English and Simplified Chinese: an unlabelled **corpus
+# (语料库)** for pretraining, and five labelled tasks for fine-tuning. Because the lab
+# *generates* it, it knows the truth about every sentence — which lets it test honestly, as
+# section 3 shows.
 #
-# Every dataset should come with a **dataset card**: what is in it, how it was made, its limits.
-# TinyWorld's is `data/README.md`; here is its table of tasks, read from the file:
+# Every dataset should come with a **dataset card (数据集卡片)**: what is in it, how it was made,
+# what it is for and what its limits are. TinyWorld's is `data/README.md`; here is its table of
+# tasks, read from the file:
 
 # %%
 card = (data_dir().parent / "README.md").read_text(encoding="utf-8")
@@ -102,7 +117,9 @@ display(Markdown(section))
 
 # %% [markdown]
 # `load_task(name, size)` generates a task (a second or two; then it is cached on disk) and
-# returns a 🤗 `datasets.DatasetDict` with train, validation and test splits. One record of each:
+# returns a 🤗 `datasets.DatasetDict` with three splits: a **training set (训练集)** to learn
+# from, a **validation set (验证集)** to choose settings and stop training, and a **test set
+# (测试集)** touched only for the final score. One record of each task:
 
 # %%
 data = {task: load_task(task, size=SCALE.data) for task in DATASETS}
@@ -215,9 +232,11 @@ print(f"balanced classes in every split; {zh_share:.0%} of the corpus documents 
 # %% [markdown]
 # ## 3 · Honest generalisation
 #
-# A model that has memorised its training names could score well on a test set that reuses
-# them and still fail on anything new. TinyWorld's design prevents that (see "Honest
-# generalisation" in the card):
+# What we want from a model is **generalisation (泛化能力)**: doing well on inputs it never saw.
+# A test set measures it only if the test examples really are new. When test data overlaps the
+# training data — the same sentences, or the same names — we have **data leakage (数据泄漏)**: a
+# model that memorised its training names could score well on such a test set and still fail on
+# anything new. TinyWorld's design prevents that (see "Honest generalisation" in the card):
 #
 # - **Held-out entities.** People, organisations, products and films are split 75/25 into a
 #   train pool and a held-out pool. Labelled train splits use only the train pool; validation
@@ -232,8 +251,13 @@ print(f"balanced classes in every split; {zh_share:.0%} of the corpus documents 
 
 # %%
 world = build_world(0)  # the world behind load_task(..., seed=0)
-heldout = [n for names in world.entity_names(heldout=True).values() for n in names]
-train_pool = [n for names in world.entity_names(heldout=False).values() for n in names]
+heldout_by_kind, train_by_kind = world.entity_names(heldout=True), world.entity_names(heldout=False)
+for kind in heldout_by_kind:  # a 75/25 split of every kind of entity
+    share = len(heldout_by_kind[kind]) / (len(heldout_by_kind[kind]) + len(train_by_kind[kind]))
+    assert abs(share - 0.25) < 0.01, (kind, share)
+    print(f"{kind:<13} train pool {len(train_by_kind[kind]):>4}, held out {len(heldout_by_kind[kind]):>4} ({share:.0%})")
+heldout = [n for names in heldout_by_kind.values() for n in names]
+train_pool = [n for names in train_by_kind.values() for n in names]
 assert not set(heldout) & set(train_pool)
 heldout_pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(heldout, key=len, reverse=True))) + r")\b")
 
@@ -268,6 +292,7 @@ print(f"held-out person {example.name_en} ({example.name_zh}): given name and fa
 
 # %%
 new_words = opinion_words("positive", True) + opinion_words("negative", True)
+assert len(new_words) == 16
 word_pattern = re.compile(r"\b(?:" + "|".join(new_words) + r")\b", flags=re.I)
 for split in splits:
     texts = list(data["sentiment"][split]["text"])
@@ -280,11 +305,21 @@ print(f"held-out opinion words: {new_words}")
 print(f"in sentiment train: 0 reviews; validation: {val_share:.0%} of reviews; corpus: {corpus_hits} documents")
 
 # %% [markdown]
+# Cities and dates are *not* held out: there are few of them, and they are shared by all splits.
+# Exercise 4 measures what that means for a per-type score.
+#
 # The corpus has two more knobs for later chapters on risks: `skew` makes occupations follow
-# gender stereotypes (a measurable bias, 偏见) and `canaries` plants a "secret" sentence to test
-# memorisation (privacy, 隐私). Both are off by default.
+# gender stereotypes (a measurable **bias (偏见)**) and `canaries` plants a "secret" sentence to
+# test memorisation (**privacy (隐私)**). Both are off by default.
 #
 # ## 4 · Training a WordPiece tokenizer
+#
+# **Data preprocessing (数据预处理)** — cleaning, removing duplicates, tokenising — turns raw text
+# into what a model can read (doc 002 §3.2). TinyWorld is generated clean, so here the work is
+# tokenisation: cutting text into tokens from a fixed **vocabulary (词汇表)** and mapping each to
+# its id. A vocabulary of whole words would be huge and still miss new words; one of single
+# characters makes sequences long. BERT's WordPiece sits between: its tokens are **subwords
+# (子词)** — frequent words whole, rarer words spelled from a few pieces.
 #
 # `labkit.tokenization.train_tokenizer` trains BERT's kind of tokenizer on the corpus. Its
 # pipeline has five stages (all from the 🤗 `tokenizers` library):
@@ -296,8 +331,9 @@ print(f"in sentiment train: 0 reviews; validation: {val_share:.0%} of reviews; c
 # 4. **post-processor** — add `[CLS]` … `[SEP]` (and a second segment for pairs);
 # 5. **decoder** — glue `##` pieces back together.
 #
-# Training chooses the vocabulary: it starts from single characters and repeatedly merges the
-# pair of pieces that best explains the corpus, until the vocabulary has `vocab_size` entries.
+# Training chooses the vocabulary: it starts from single characters and repeatedly adds the merge
+# of the most frequent adjacent pair of pieces, until the vocabulary has `vocab_size` entries (or
+# no pair occurs often enough).
 
 # %%
 tokenizer = train_tokenizer(list(data["corpus"]["train"]["text"]), vocab_size=SCALE.vocab_size)
@@ -317,8 +353,11 @@ print("tokens:        ", tokenizer.tokenize(raw))
 # %% [markdown]
 # The WordPiece step is short enough to write out: take the longest prefix of the word that is in
 # the vocabulary, then the longest `##` continuation of the rest, and so on; if some part cannot
-# be matched, the whole word becomes `[UNK]`. The teaching snippet, checked against the trained
-# tokenizer on every word of the validation documents:
+# be matched, the whole word becomes `[UNK]`, an **out-of-vocabulary word (未登录词)**. Since
+# every character of the corpus is in the vocabulary, that only happens to a word holding a
+# character the corpus never showed: an unseen word made of known letters is spelled from
+# pieces instead. The teaching snippet, checked against the trained tokenizer on every word of
+# the validation documents:
 
 # %%
 def wordpiece(word: str, vocab: dict, unk: str = "[UNK]") -> list[str]:
@@ -344,6 +383,7 @@ for doc in data["corpus"]["validation"]["text"]:
 print(f"the snippet agrees with the tokenizer on all {checked} validation words")
 for word in ["founded", "who", "zentrasphere", "unbelievably"]:
     print(f"{word:>14} → {wordpiece(word, vocab)}")
+assert "[UNK]" not in wordpiece("zentrasphere", vocab)  # never in the corpus, yet spelled from pieces
 
 # %% [markdown]
 # ### Chinese: one character, one token
@@ -355,11 +395,6 @@ for word in ["founded", "who", "zentrasphere", "unbelievably"]:
 # A character the corpus never showed becomes `[UNK]`, like an emoji.
 
 # %%
-zh_example = next(d for d in zh_docs if len(d) < 60)
-zh_tokens = tokenizer.tokenize(zh_example)
-print(zh_example)
-print(zh_tokens)
-
 for doc in zh_docs[:200]:
     cjk_tokens = [t for t in tokenizer.tokenize(doc) if any(is_cjk(ch) for ch in t)]
     assert cjk_tokens == [ch for ch in doc if is_cjk(ch)]  # one token per character
@@ -369,16 +404,63 @@ assert tokenizer.tokenize(rare) == ["[UNK]", "[UNK]"]
 print(f"{rare!r} → {tokenizer.tokenize(rare)}")
 
 # %% [markdown]
+# Three inputs as the model receives them, one box per token: a Chinese sentence, a sentence
+# from the corpus, and an English review with an unseen word and an emoji.
+
+# %%
+zh_sentence = re.split("(?<=[。？！])", next(d for d in zh_docs if len(d) < 60))[0]  # the first sentence
+examples = ["今天天气怎么样？", zh_sentence, "The zentrasphere headphones are superb 🙂"]
+colours = {"special": "0.85", "unknown": "tab:red", "Chinese": "tab:orange", "continuation ##": "lightskyblue",
+           "word start": "tab:blue"}
+
+
+def kind_of(token: str) -> str:
+    if token == "[UNK]":
+        return "unknown"
+    if token in SPECIAL_TOKENS:
+        return "special"
+    if any(is_cjk(ch) or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef" for ch in token):
+        return "Chinese"  # a character, or full-width punctuation
+    return "continuation ##" if token.startswith("##") else "word start"
+
+
+def box_width(token: str) -> float:
+    return 0.4 + 0.13 * sum(2 if ord(ch) > 0x2e80 else 1 for ch in token)  # wide characters count twice
+
+
+rows = [tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"]) for text in examples]
+fig, ax = plt.subplots(figsize=(11, 0.7 * len(rows) + 0.8))
+right = 0.0
+for y, tokens in enumerate(rows):
+    x = 0.0
+    for token in tokens:
+        w = box_width(token)
+        ax.text(x + w / 2, -y, token, ha="center", va="center", fontsize=10,
+                bbox=dict(boxstyle="round,pad=0.25", facecolor=colours[kind_of(token)], alpha=0.6))
+        x += w + 0.15
+    right = max(right, x)
+ax.set_xlim(-0.2, right)
+ax.set_ylim(-len(rows) + 0.5, 0.5)
+ax.axis("off")
+ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in colours.values()], labels=list(colours),
+          ncol=len(colours), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=9)
+plt.show()
+assert rows[0] == ["[CLS]", *"今天天气怎么样？", "[SEP]"]
+assert "[UNK]" in rows[2] and any(t.startswith("##") for t in rows[2])  # the emoji is lost, the unseen word is spelled
+
+# %% [markdown]
 # ## 5 · Special tokens: `[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`
 #
-# Encoding (calling the tokenizer) adds BERT's special tokens:
+# Encoding (calling the tokenizer) adds BERT's **special tokens (特殊标记)**, tokens that stand
+# for no text but give the model structure:
 #
 # - `[CLS]` opens every input; its final vector summarises the whole input (classifiers read it,
 #   chapter 05);
 # - `[SEP]` closes each segment. A **pair** — question and context, two sentences — is
 #   `[CLS] A [SEP] B [SEP]`, and `token_type_ids` (segment ids) mark A with 0 and B with 1;
 # - `[MASK]` hides a word for masked-language-model pretraining (chapter 04);
-# - `[PAD]` fills short inputs in a batch; `attention_mask` is 0 there (chapter 01's padding mask).
+# - `[PAD]` fills short inputs in a batch — **padding (填充)**, so that a batch is a rectangle of
+#   ids; `attention_mask` is 0 there (chapter 01's padding mask).
 #
 # **Offsets** map each token back to its characters in the original text, which is how an
 # extractive QA model turns a predicted token span back into an answer string (chapter 06).
@@ -434,8 +516,8 @@ print("saved and reloaded: identical ids")
 # %% [markdown]
 # ## 6 · Vocabulary size against sequence length
 #
-# A bigger vocabulary keeps more words whole, so texts become shorter sequences — and attention
-# costs grow with the square of the length. But every vocabulary entry is a row of the
+# A bigger vocabulary keeps more words whole, so texts become a shorter **sequence length
+# (序列长度)** in tokens — and attention costs grow with the square of the length. But every vocabulary entry is a row of the
 # embedding table ($V \times C$ parameters, chapter 02), and rare pieces get few training
 # examples. Train tokenizers of several sizes on the same documents and measure. Two limits
 # show: the vocabulary cannot be smaller than the set of single characters (the alphabet), and
@@ -500,8 +582,13 @@ widgets.interact(show_split, vocab_size=widgets.SelectionSlider(options=sizes, v
 # `len(tokenizer)`:
 
 # %%
-print(f"LAB_SCALE={LAB_SCALE!r}: asked for {SCALE.vocab_size} pieces, the corpus gave {len(tokenizer)}")
+val_words = [w for d in val_docs for w, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(d))
+             if w.isalpha() and not any(map(is_cjk, w))]  # English words; a Chinese character is one token anyway
+whole = sum(len(tokenizer.tokenize(w)) == 1 for w in val_words) / len(val_words)
+print(f"LAB_SCALE={LAB_SCALE!r}: asked for {SCALE.vocab_size} pieces, the corpus gave {len(tokenizer)}; "
+      f"{whole:.0%} of the English words in the validation documents are one token")
 assert len(tokenizer) <= SCALE.vocab_size
+assert whole > 0.5  # most words stay whole
 
 # %% [markdown]
 #
@@ -510,39 +597,127 @@ assert len(tokenizer) <= SCALE.vocab_size
 # - TinyWorld gives the lab an offline corpus and five labelled tasks, with a dataset card;
 #   `load_task(name, size)` returns train/validation/test as a `DatasetDict`.
 # - Evaluation is honest by construction: held-out entities and held-out opinion words never
-#   occur in labelled train splits (checked above, row by row).
+#   occur in labelled train splits (checked above, row by row), so a test score measures
+#   generalisation, not memory.
 # - The WordPiece tokenizer lowercases, isolates each Chinese character, splits words
-#   longest-match-first into `##` pieces and maps unknown symbols to `[UNK]`.
+#   longest-match-first into `##` subword pieces, and makes a word `[UNK]` only when it holds a
+#   character the corpus never showed.
 # - `[CLS] A [SEP] B [SEP]`, token type ids, attention masks and offsets are what the model and
 #   the later chapters use; `[MASK]` is for pretraining.
 # - Vocabulary size trades sequence length against embedding parameters.
 #
 # ## Exercises
 #
-# Replace each `None` and run the cell. Solutions: `notebooks/solutions/ch03.py`.
+# Replace each `None` and run the cell; a ❌ comes with a hint, and running it again gives a
+# stronger one. Each cell runs on its own (it builds its inputs from `labkit.exercises.ch03`;
+# `ch03.exercise_tokenizer()` trains the chapter's kind of tokenizer on the ci corpus in about a
+# second). Solutions: `notebooks/solutions/ch03.py`.
 #
-# **Exercise 1.** What tokens (special ones included) does the chapter's `tokenizer` give
-# `ch03.CHINESE_SENTENCE` ("What is the weather like today?")? Predict first, then compute.
+# **Exercise 1 · Chinese tokens.** What tokens (special ones included) does the tokenizer give
+# `ch03.CHINESE_SENTENCE` ("What is the weather like today?") when it encodes it? Predict
+# first, then compute.
 
-# %%
+# %% tags=["exercise"]
 from labkit.exercises import ch03
 
+tokenizer = ch03.exercise_tokenizer()
 print(ch03.CHINESE_SENTENCE)
 answer = None  # your code: a list of token strings
 ch03.check_chinese_tokens(answer)
 
 # %% [markdown]
-# **Exercise 2.** Write a function `segment_ids(tokens)` that returns the `token_type_ids` BERT
-# gives a list of tokens such as `["[CLS]", "who", "?", "[SEP]", "emma", "[SEP]", "[PAD]"]`.
+# **Exercise 2 · Unseen words.** None of the words in `ch03.UNSEEN_WORDS` occurs in TinyWorld's
+# corpus. Which of them does the tokenizer lose completely, so that `tokenizer.tokenize(word)` is
+# just `["[UNK]"]`? Predict for each word first and write down why; then check. What does your
+# answer say about how often a subword tokenizer meets a truly unknown word?
 
-# %%
-answer = None  # your code: a function taking a list of tokens, returning a list of ints
+# %% tags=["exercise"]
+from labkit.exercises import ch03
+
+tokenizer = ch03.exercise_tokenizer()
+print(ch03.UNSEEN_WORDS)
+answer = None  # your code: a set of words from ch03.UNSEEN_WORDS
+ch03.check_unseen_words(answer)
+
+# %% [markdown]
+# **Exercise 3 · Segment ids.** Write a function `segment_ids(tokens)` that returns the
+# `token_type_ids` BERT gives a list of tokens such as
+# `["[CLS]", "who", "?", "[SEP]", "emma", "[SEP]", "[PAD]"]`.
+
+# %% tags=["exercise"]
+from labkit.exercises import ch03
+
+
+def segment_ids(tokens):
+    return None  # your code
+
+
+answer = None  # your code: the function segment_ids, once it is written
 ch03.check_segment_ids(answer)
 
 # %% [markdown]
-# **Exercise 3.** Which fraction of the reviews in `load_task("sentiment", size="ci")["test"]`
-# contain at least one held-out opinion word? (A number between 0 and 1.)
+# **Exercise 4 · Which test entities did training already show?** For each entity type of
+# `load_task("ner", size="ci")`, what share of the test split's entities (every occurrence)
+# also occurs, with the same type and the same words, somewhere in the train split?
+# `ch03.ner_entities(row, tag_names)` lists a row's entities as `(type, text)` pairs. Then
+# answer in words: a "model" that only memorised the train split's names would score what
+# recall on test people? On test cities? Which per-type scores in chapter 06 can you take as
+# evidence of generalisation?
 
-# %%
-answer = None  # your code
-ch03.check_heldout_share(answer)
+# %% tags=["exercise"]
+from labkit.data import load_task
+from labkit.exercises import ch03
+
+ner = load_task("ner", size="ci")
+tag_names = ner["train"].features["ner_tags"].feature.names
+print(ch03.ENTITY_TYPES, ch03.ner_entities(ner["test"][0], tag_names))
+answer = None  # your code: {"PER": ..., "ORG": ..., "LOC": ..., "DATE": ..., "PRODUCT": ...}, shares in [0, 1]
+ch03.check_seen_entities(answer)
+
+# %% [markdown] tags=["experiment"]
+# **Open experiment.** *How big should the vocabulary be?*
+#
+# - **Change** `vocab_size` in `train_tokenizer` (from a few hundred to the point where it stops
+#   growing), on the same training documents; optionally change which documents it learns from
+#   (English only, or Chinese only).
+# - **Measure** with `labkit.tokenization.train_tokenizer` and the tokenizer itself: the size
+#   reached, `len(tokenizer)`; the mean number of tokens per validation document; the share of
+#   validation words that stay one token; the number of `[UNK]` tokens; and the embedding table's
+#   size, $V \times C$ with $C$ = `SCALES["cpu"].model.d_model`.
+# - **A good answer** shows the measures side by side for at least four sizes (a table or a
+#   plot); finds where a bigger vocabulary stops paying (sequences barely shorter while the
+#   embedding table keeps growing, and the rarest pieces are seen only a few times); explains why
+#   the vocabulary stops growing, why the number of `[UNK]` tokens hardly depends on the size, and
+#   why Chinese text gains nothing from a bigger vocabulary; and
+#   recommends a size for the cpu scale, with the numbers behind the choice.
+#
+# The starter below trains two tokenizers on 1,000 documents (a few seconds); extend it.
+
+# %% tags=["experiment"]
+from labkit.data import load_task
+from labkit.tokenization import train_tokenizer
+
+corpus = load_task("corpus", size="ci")
+train_texts, val_texts = list(corpus["train"]["text"])[:1000], list(corpus["validation"]["text"])
+for vocab_size in (500, 2000):  # add more sizes
+    tok = train_tokenizer(train_texts, vocab_size=vocab_size)
+    lengths = [len(ids) for ids in tok(val_texts)["input_ids"]]
+    unknown = sum(ids.count(tok.unk_token_id) for ids in tok(val_texts)["input_ids"])
+    print(f"asked {vocab_size:>5}, reached {len(tok):>5}: {sum(lengths) / len(lengths):6.1f} tokens per document, "
+          f"{unknown} [UNK] tokens in all")
+
+# %% [markdown] tags=["teacher"]
+# **For teachers.** The chapter has two halves: data (sections 1–3, with exercise 4) and
+# tokenisation (sections 4–6, with exercises 1–3). In a short class, do section 3 and exercise 4
+# together — the idea that a test set must be new to the model is the one learners carry into
+# every later chapter — and skim section 2's plots.
+#
+# Common misconceptions: that an unseen word becomes `[UNK]` (it is spelled from pieces; only an
+# unseen *character* is lost, exercise 2); that Chinese needs a word segmenter (BERT uses single
+# characters); that a high test score proves generalisation (only if the test examples are new —
+# cities and dates are shared across splits, exercise 4); that a bigger vocabulary is always
+# better (it shortens sequences but grows the embedding table, and training stops adding pieces
+# once no pair is frequent enough — the open experiment).
+#
+# For the open experiment, give each group a range of sizes, or one language each, and compare
+# the tables at the end.

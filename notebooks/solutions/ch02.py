@@ -1,6 +1,38 @@
 """Reference solutions for chapter 02 (the mini-Transformer). Each ``solution_<name>()`` returns
 the answer that ``labkit.exercises.ch02.check_<name>`` accepts."""
-from labkit.exercises.ch02 import BERT_LARGE, MLM_HEAD_SIZES
+import torch
+
+from labkit.exercises.ch02 import CHANGED_POSITION, MLM_HEAD_SIZES, block_inputs, switched_off_inputs
+
+
+def changed_positions(before: torch.Tensor, after: torch.Tensor, tol: float = 1e-6) -> list[int]:
+    """Positions t whose output vector moved: max over features of |after − before| > tol."""
+    moved = (after - before).abs().amax(-1)[0]  # (T,)
+    return [t for t, m in enumerate(moved.tolist()) if m > tol]
+
+
+def solution_mixing_positions():
+    block, h = block_inputs()
+    changed = h.clone()
+    changed[0, CHANGED_POSITION] += 1.0  # move one position's input vector
+    with torch.no_grad():
+        return {
+            # position-wise: FFN(x_t) depends on x_t alone -> only the changed position moves
+            "feed-forward": changed_positions(block.ff(h), block.ff(changed)),
+            # every query attends to the changed key/value -> every position moves
+            "attention": changed_positions(block.attn(h, h, h)[0], block.attn(changed, changed, changed)[0]),
+            # a block contains attention, so a change spreads to every position
+            "block": changed_positions(block(h)[0], block(changed)[0]),
+        }  # {"feed-forward": [2], "attention": [0, 1, 2, 3, 4, 5], "block": [0, 1, 2, 3, 4, 5]}
+
+
+def solution_residual_path():
+    block, h = switched_off_inputs()
+    with torch.no_grad():
+        with_residual = block(h)[0]  # LN(h + 0) = h, then LN(h + 0) = h: the input passes through
+        a = block.attn_norm(block.attn(h, h, h)[0])  # LN(MHA(h)) = LN(0) = β = 0
+        without_residual = block.ff_norm(block.ff(a))  # LN(FFN(0)) = LN(0) = 0: the input is lost
+    return with_residual, without_residual
 
 
 def solution_mlm_head_parameters():
@@ -10,23 +42,7 @@ def solution_mlm_head_parameters():
     output_bias = V  # one bias per vocabulary entry
     # The projection to the vocabulary (V × C) is the token-embedding table itself: weight
     # tying adds no parameters.
-    return dense + layer_norm + output_bias  # 22,768
-
-
-def block_parameters(C: int, F: int) -> int:
-    attention = 4 * (C * C + C)  # query, key, value, output: weight C×C + bias C each
-    feed_forward = (C * F + F) + (F * C + C)  # up C→F and down F→C, with biases
-    layer_norms = 2 * (2 * C)  # after attention and after feed-forward: γ and β
-    return attention + feed_forward + layer_norms
-
-
-def solution_bert_large_parameters():
-    s = BERT_LARGE
-    C = s["d_model"]
-    embeddings = (s["vocab_size"] + s["max_position"] + s["type_vocab_size"]) * C + 2 * C  # tables + LayerNorm
-    layers = s["n_layers"] * block_parameters(C, s["d_ff"])
-    pooler = C * C + C
-    return embeddings + layers + pooler  # 335,141,888
+    return dense + layer_norm + output_bias  # 4,160 + 128 + 6,000 = 10,288
 
 
 def pre_ln_block(block, h):
