@@ -37,7 +37,7 @@
 # **Prerequisites.** Chapters 04–05.
 #
 # **Estimated time:** about 90 minutes to read and do (the exercises and the open experiment
-# included); the code runs in about 1 minute at cpu scale with a build present.
+# included); the code runs in about 35 s at cpu scale with a build present (measured on 2 cores; `run_times.json`).
 #
 # **Source documents.** doc 003 §3.4 and §4.3.2 (named-entity recognition: learn entity
 # boundaries and types by fine-tuning), §4.3.3 (question answering), §5.4 (a per-entity

@@ -36,7 +36,7 @@
 # **Prerequisites.** Chapters 01 (attention and masks), 04 (pretraining) and 05 (fine-tuning).
 #
 # **Estimated time:** about 75 minutes to read and do (the exercises and the open experiment
-# included); the code runs in about 2 minutes at cpu scale with a build present.
+# included); the code runs in about 60 s at cpu scale with a build present (measured on 2 cores; `run_times.json`).
 #
 # **Source documents.** doc 002 §4.3 (transferring a foundation model to machine translation:
 # pretrain, fine-tune, customise), §5.4 (the weather sentence), §6.1 (machine translation as

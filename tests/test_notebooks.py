@@ -181,3 +181,18 @@ def test_run_times_are_measured_for_every_chapter():
     assert not missing, f"no measured cpu run time for {missing}: run make notebooks"
     slow = {s: t for s, t in times["cpu"].items() if s in STEMS and t > 180}
     assert not slow, f"chapters over 3 minutes at cpu scale with a build present: {slow}"
+
+
+RUNS_IN = re.compile(r"the code runs in about (\d+) s at cpu scale with a build present")
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_each_chapter_states_its_measured_run_time(stem):
+    """The first cell's "runs in about N s" agrees with notebooks/run_times.json (make notebooks measures it)."""
+    measured = json.loads((NOTEBOOKS / "run_times.json").read_text(encoding="utf-8")).get("cpu", {}).get(stem)
+    text = re.sub(r"\s*\n#?\s*", " ", jupytext.read(NOTEBOOKS / f"{stem}.py").cells[0].source)
+    stated = RUNS_IN.search(text)
+    assert stated, f"{stem}: say 'the code runs in about N s at cpu scale with a build present' in the first cell"
+    assert measured is not None, f"{stem}: no measured time in run_times.json; run make notebooks"
+    assert abs(int(stated.group(1)) - measured) <= max(15, 0.5 * measured), \
+        f"{stem} says {stated.group(1)} s; make notebooks measured {measured} s"
