@@ -593,3 +593,18 @@ ch05.check_why_ner_gains_more(answer)
 #   pretraining is ahead with every seed, and explains the result by what decides a topic
 #   (a few keywords, like sentiment? words the salient lexicon does not contain?) — and how
 #   that compares with sentiment's gain at the same budgets.
+
+# %% [markdown] tags=["teacher"]
+# **Notes for teachers.** Allow about 60 minutes: 15 for the recipe and the labkit twin (§1–§2),
+# 10 for metrics and the confusion matrix (§3), 20 for the transfer grid and held-out words
+# (§4–§5), 15 for the exercises. Exercises 4 and 5 carry the chapter's main idea.
+#
+# - *Misconception:* "pretraining always helps by the same amount." The grid says otherwise:
+#   the gain shrinks as labels grow, and differs by task. Exercise 4 asks where it stops paying.
+# - *Misconception:* "the sentiment gain shows what pretraining buys in general." Stress §4's
+#   paragraph: the corpus and the objectives were designed for this task, and the salient
+#   lexicon contains the held-out test words. Appendix 05b turns that into a project.
+# - *Misconception:* "accuracy is enough." §3's confusion matrix and per-class report show
+#   which classes a model confuses; macro-F1 (exercise 2) weighs every class the same.
+# - *In class:* the open experiment takes a minute or two per run at cpu scale; split the seeds
+#   or label budgets among groups and pool the rows on the board.
