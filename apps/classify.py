@@ -1,5 +1,10 @@
 """Text classification demo: sentiment (negative / positive) and topic, with word importance.
 
+The build's mini classifiers (``sentiment``, ``topic``: the lab's mini-BERT, pretrained on
+TinyWorld alone) come first; where the build has the real-model stage (``labkit build --real``),
+``real-sentiment`` and ``real-topic`` (all-MiniLM-L6-v2, pretrained on large English corpora, then
+fine-tuned on the same TinyWorld labels) sit beside them, and a table says which is which.
+
 Word importance is measured by *occlusion*: drop one word, classify again, and see how much
 the probability of the predicted label falls,
 
@@ -18,7 +23,7 @@ import gradio as gr
 from apps.common import CONCURRENCY_LIMIT, ModelStore, check_length, clean_text, device_markdown, run_alone
 from labkit.finetune import predict_proba
 
-__all__ = ["MAX_TOKENS", "classify", "word_importance", "make_demo"]
+__all__ = ["MAX_TOKENS", "classify", "word_importance", "model_choices", "models_markdown", "make_demo"]
 
 MAX_TOKENS = 128  # the length the classifiers were fine-tuned with ([CLS] and [SEP] included)
 
@@ -63,6 +68,49 @@ def classify(store: ModelStore, text: str,
     return labels, pieces
 
 
+def _about(store: ModelStore, name: str) -> dict:
+    """What one classifier is: encoder, pretraining, parameters, and its scores where the report has them."""
+    report = store.report("classification")
+    real = report.get("real", {})
+    task = name.removeprefix("real-")
+    if name.startswith("real-") and task in real.get("classifiers", {}):
+        c = real["classifiers"][task]
+        return {"short": f"{real['model']['name']}, real English pretraining",
+                "encoder": f"{real['model']['name']} ({real['model']['parameters']:,} parameters)",
+                "pretrained": "large English corpora (then trained for sentence embeddings)",
+                "labels": c["labels"], "test": c["test"], "probe": c["probe"]}
+    if name in report.get("models", {}) and report.get("pretraining"):
+        m = report["models"][name]
+        return {"short": "mini-BERT, TinyWorld only",
+                "encoder": f"the lab's mini-BERT ({report['pretraining']['encoder_parameters']:,} parameters)",
+                "pretrained": "TinyWorld's synthetic corpus only", "labels": None,
+                "test": m["metrics"].get("accuracy"), "probe": real.get("classifiers", {}).get(name, {}).get("mini_probe")}
+    return {"short": "", "encoder": "", "pretrained": "", "labels": None, "test": None, "probe": None}
+
+
+def model_choices(store: ModelStore) -> list[tuple[str, str]]:
+    """(label shown, model name) for the model radio: the name, and what it is where the build says."""
+    return [(f"{name} · {about}" if (about := _about(store, name)["short"]) else name, name)
+            for name in store.folders("classification")]
+
+
+def models_markdown(store: ModelStore) -> str:
+    """A table of the offered classifiers: encoder, pretraining data, and accuracy on TinyWorld's test
+    split and on the out-of-world probes (everyday English), from the build's report."""
+    names = list(store.folders("classification"))
+    if not any(n.startswith("real-") for n in names):
+        return ("Models: the lab's mini-BERT, pretrained on TinyWorld only. Run `labkit build --real-only` to add "
+                "a real pretrained encoder (all-MiniLM-L6-v2) fine-tuned on the same labels beside it.")
+    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    rows = ["| model | encoder | pretrained on | TinyWorld test | everyday-English probes |", "|---|---|---|---|---|"]
+    for name in names:
+        a = _about(store, name)
+        rows.append(f"| `{name}` | {a['encoder']} | {a['pretrained']} | {fmt(a['test'])} | {fmt(a['probe'])} |")
+    return ("**Which model is which.** Each pair was fine-tuned on the same TinyWorld labels; only the pretrained "
+            "encoder differs. Try a sentence from everyday life (a hotel, a blender, a marathon): TinyWorld never "
+            "wrote one.\n\n" + "\n".join(rows))
+
+
 def make_demo(store: ModelStore) -> gr.Blocks:
     """The classification app on ``store``'s classifiers (nothing loads until the first call)."""
     names = list(store.folders("classification"))
@@ -72,19 +120,23 @@ def make_demo(store: ModelStore) -> gr.Blocks:
                     "drops when that word is removed, scaled so the strongest word is ±1 (red: the word supports "
                     "the prediction; purple: it argues against it).")
         gr.Markdown(device_markdown(store, "classification"))
+        gr.Markdown(models_markdown(store))
         with gr.Row():
             with gr.Column():
                 text = gr.Textbox(label="Text", lines=3, placeholder="Type a review or a news sentence",
                                   elem_id="classify-text")
-                model_name = gr.Radio(names, value=names[0], label="Model")
+                model_name = gr.Radio(model_choices(store), value=names[0], label="Model")
                 button = gr.Button("Classify", variant="primary", elem_id="classify-button")
             with gr.Column():
                 labels = gr.Label(label="Predicted label", num_top_classes=5, elem_id="classify-label")
                 importance = gr.HighlightedText(label="Word importance (occlusion)", show_legend=False)
         gr.Examples([["The staff are outstanding and the price is perfect. I would recommend it to anyone.", names[0]],
                      ["I disliked the price and the noise level is not fantastic.", names[0]],
-                     ["Iron Horse Pharma raised its sales forecast after a strong April.", names[-1]],
-                     ["这款手机非常好 and the screen is bright 😀", names[0]]],
+                     ["Iron Horse Pharma raised its sales forecast after a strong April.",
+                      "topic" if "topic" in names else names[-1]],
+                     ["这款手机非常好 and the screen is bright 😀", names[0]],
+                     ["The blender broke after two weeks and nobody answered my emails.",
+                      next((n for n in names if n.startswith("real-")), names[0])]],
                     inputs=[text, model_name], label="Examples")
         gr.on([button.click, text.submit], partial(classify, store), [text, model_name], [labels, importance],
               api_name="classify", concurrency_id="model", preprocess=False)

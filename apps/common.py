@@ -42,7 +42,7 @@ from labkit.build import default_output_dir
 from labkit.folders import ModelFolderError, load_model
 from labkit.viz import attention_heatmap
 
-__all__ = ["DEVICE", "DEVICE_NAME", "CONCURRENCY_LIMIT", "TABS", "ARCHITECTURE_TAB", "LoadedModel", "ModelStore",
+__all__ = ["DEVICE", "DEVICE_NAME", "CONCURRENCY_LIMIT", "TABS", "OPTIONAL_TABS", "ARCHITECTURE_TAB", "LoadedModel", "ModelStore",
            "default_build_dir", "run_alone", "architecture", "clean_text", "check_length", "check_int",
            "device_markdown", "heatmap"]
 
@@ -60,6 +60,10 @@ TABS: dict[str, tuple[str, ...]] = {
     "translation": ("translation",),
     "qa": ("qa",),
     "attention": ("fill-mask",),
+}
+# tab -> folders a build may also hold (`labkit build --real`), offered beside the defaults when present
+OPTIONAL_TABS: dict[str, tuple[str, ...]] = {
+    "classification": ("real-sentiment", "real-topic"),
 }
 # config.json "architectures"[0] -> the tab that can show such a model
 ARCHITECTURE_TAB = {
@@ -114,7 +118,19 @@ class ModelStore:
             raise ValueError(f"unknown tab {tab!r}; choose one of {sorted(TABS)}")
         if tab in self._pointed:
             return dict(self._pointed[tab])
-        return {name: self.build_dir / name for name in TABS[tab]}
+        found = {name: self.build_dir / name for name in TABS[tab]}
+        found.update({name: self.build_dir / name for name in OPTIONAL_TABS.get(tab, ())
+                      if (self.build_dir / name / "config.json").is_file()})
+        return found
+
+    def report(self, tab: str | None = None) -> dict:
+        """The build's report.json ({} when there is none, or when ``tab`` shows pointed folders instead)."""
+        if tab in self._pointed:
+            return {}
+        try:
+            return json.loads((self.build_dir / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
     def point(self, folder: str | Path) -> str:
         """Serve the model in ``folder`` in the tab its architecture fits; return that tab.

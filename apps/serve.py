@@ -20,7 +20,8 @@ __all__ = ["serve"]
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, scale: str = "cpu",
-          models: Sequence[str | Path] = (), log: Callable[[str], None] = print, block: bool = True):
+          models: Sequence[str | Path] = (), real: bool = False, log: Callable[[str], None] = print,
+          block: bool = True):
     """Build the models if they are missing, load them all, then launch the dashboard.
 
     Args:
@@ -28,6 +29,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, sca
         share: also open a temporary public gradio.live link (only when asked).
         scale: which build to use, or make if missing (ci, cpu, gpu); $LABKIT_MODELS overrides the folder.
         models: model folders to show instead of the build's, one tab each.
+        real: also the real pretrained encoder's classifiers (``labkit build --real-only``, run first
+            if the build lacks them); without it they are shown when the build already has them.
         block: wait until interrupted (False returns the running gradio app, for tests).
 
     Raises ModelFolderError (a ValueError) for a missing or corrupt model folder, and
@@ -36,7 +39,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, sca
     store = ModelStore(os.environ.get("LABKIT_MODELS") or default_output_dir(scale))
     pointed = {store.point(folder) for folder in models}  # the tabs they go to; checks each config.json
     if pointed != set(TABS):  # some tab shows the build's models: build them if missing (once)
-        ensure_build(scale, store.build_dir, progress=True, log=log)
+        ensure_build(scale, store.build_dir, real=real, progress=True, log=log)
     store.load_all()  # a broken folder fails here, with one line, not later in the browser
     demo = dashboard.make_demo(store)
 

@@ -24,7 +24,10 @@ from .training import seeded
 from .transfer import plot_transfer, run_transfer, transfer_markdown
 from .transformer import PreTrainingModel, count_parameters
 
-__all__ = ["Scale", "SCALES", "build", "default_output_dir", "ensure_pretrained", "ensure_build"]
+__all__ = ["Scale", "SCALES", "build", "build_real", "default_output_dir", "ensure_pretrained", "ensure_build",
+           "REAL_PREFIX"]
+
+REAL_PREFIX = "real-"  # the real model's classifiers sit beside the mini ones: real-sentiment, real-topic
 
 
 def _artifacts_root() -> Path:
@@ -84,7 +87,7 @@ unlabelled corpus ({objectives}), then fine-tuned as below.
 
 
 def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: tuple[str, ...] | None = None,
-          transfer: bool = True, progress: bool = True, log=print) -> dict:
+          transfer: bool = True, real: bool = False, progress: bool = True, log=print) -> dict:
     """Run the whole pipeline; return the report (also written to out/report.json and out/report.md).
 
     scale: a name in SCALES or a Scale (a variant made with dataclasses.replace).
@@ -98,6 +101,10 @@ def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: t
         raise ValueError(f"unknown tasks {unknown}; choose from {list(sc.tasks)}")
     out = Path(out) if out is not None else default_output_dir(sc.name)
     _check_writable(out)
+    if real:
+        from .real import real_model_folder
+
+        real_model_folder()  # RealModelError now, not after the mini build
     if not progress:
         sc = sc.quiet()
     times: dict[str, float] = {}
@@ -158,6 +165,115 @@ def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: t
     report["seconds"] = {**times, "total": time.perf_counter() - t0}
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    if real:
+        report = build_real(sc, out, progress=progress, log=log)
+    return report
+
+
+def _real_card(task, data, real, metrics: dict, probe: float, recipe, n: int) -> str:
+    return f"""---
+license: apache-2.0
+language: [en]
+library_name: transformers
+pipeline_tag: text-classification
+base_model: {real.name if real.name != "all-MiniLM-L6-v2" else "sentence-transformers/all-MiniLM-L6-v2"}
+tags: [foundation-model-lab, tinyworld]
+---
+# {real.name} fine-tuned for TinyWorld {task.name}
+
+A real pretrained encoder ({real.parameters:,} parameters, pretrained on large English corpora; weights
+SHA-256 `{real.sha256[:16]}…`, checked by `labkit.real`) fine-tuned by `labkit build --real` on {n} labelled
+TinyWorld examples: its head alone for {recipe.probe_steps} steps, then the whole model for
+{recipe.steps_for(n)} steps. {task.card(data, metrics, "")}
+
+## Evaluation
+
+| split | accuracy |
+|---|---|
+| TinyWorld test (unseen entities) | {metrics["accuracy"]:.4f} |
+| out-of-world probes (`data/probes`, everyday English) | {probe:.4f} |
+
+## Limits
+English only. Fine-tuned on a small synthetic world written for teaching; for comparing with the
+lab's mini model, not for use outside the lab.
+"""
+
+
+def build_real(scale: str | Scale = "cpu", out: str | Path | None = None, *, source=None, progress: bool = True,
+               log=print) -> dict:
+    """The real-model stage of a build, added to the mini build in ``out``.
+
+    1. open the real encoder (:func:`labkit.real.load_real`: digest checked);
+    2. fine-tune it for each compared task on every labelled training example and save it as
+       ``out/real-<task>`` (a BertForSequenceClassification folder), scored on the TinyWorld test
+       split and the out-of-world probes, beside the build's mini classifier;
+    3. the grid of :func:`labkit.compare.compare_encoders`: real vs mini at few labels, several seeds.
+
+    Writes ``report["real"]`` into out/report.json and report.md, and real_vs_mini.png.
+    """
+    from .compare import Contender, compare_encoders, compare_markdown, plot_comparison
+    from .data.probes import load_probes
+    from .folders import load_model
+    from .real import MINILM, load_real, real_model_folder
+    from .tasks import predict_proba
+    from .transfer import finetune_lpft
+
+    sc = resolve_scale(scale)
+    out = Path(out) if out is not None else default_output_dir(sc.name)
+    rc = sc.real
+    real_model_folder(source)  # RealModelError (a ValueError) saying what to do, before anything else
+    if not (out / "report.json").is_file() or not (out / "fill-mask" / "model.safetensors").is_file():
+        raise ValueError(f"no {sc.name}-scale build in {out} to add the real model to; "
+                         f"run labkit build --scale {sc.name} --real")
+    _check_writable(out)
+    real = load_real(source)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    log(f"real model: {real.name} ({real.parameters:,} parameters) from {real.folder}, SHA-256 verified")
+    mini, mini_tok = load_model(out / "fill-mask")
+    tasks = rc.compare.tasks
+    data = {t: load_task(t, size=sc.data) for t in tasks}
+    probes = {t: load_probes(t) for t in tasks}
+    section: dict = {"model": {"name": real.name, "hub_id": MINILM.hub_id if real.sha256 == MINILM.sha256 else None,
+                               "sha256": real.sha256, "parameters": real.parameters, "folder": str(real.folder)},
+                     "mini_parameters": count_parameters(mini.encoder), "classifiers": {}}
+    for name in tasks:
+        task, ds = sc.tasks[name], data[name]
+        n = len(ds["train"])
+        model = task.make_model(real.encoder, ds, seed=0)
+        started = time.perf_counter()
+        res = finetune_lpft(task, model, real.tokenizer, ds, rc.classifier, n_train=n, seed=0, lr=rc.real_lr,
+                            progress=progress)
+        seconds = time.perf_counter() - started
+        probe = task.evaluate(model, real.tokenizer, probes[name])[0]["accuracy"]
+        save_model(model.cpu(), real.tokenizer, out / f"{REAL_PREFIX}{name}",
+                   card=_real_card(task, ds, real, res.metrics, probe, rc.classifier, n))
+        entry = {"test": res.metrics["accuracy"], "probe": probe, "labels": n, "seconds": seconds,
+                 "parameters": count_parameters(model)}
+        if (out / name / "model.safetensors").is_file():  # the build's mini classifier on the same probes
+            mini_clf, tok = load_model(out / name)
+            gold = list(probes[name]["label"])
+            pred = predict_proba(mini_clf, tok, list(probes[name]["text"])).argmax(-1).tolist()
+            entry["mini_probe"] = sum(p == g for p, g in zip(pred, gold)) / len(gold)
+            entry["mini_test"] = report["models"].get(name, {}).get("metrics", {}).get("accuracy")
+        section["classifiers"][name] = entry
+        log(f"[{time.perf_counter() - t0:6.1f}s] real-{name} done: TinyWorld test {entry['test']:.3f}, "
+            f"probes {probe:.3f} (the build's mini {name}: probes {entry.get('mini_probe', float('nan')):.3f})")
+    contenders = [Contender("mini", mini, mini_tok, lr=rc.mini_lr, about="the lab's mini-BERT, pretrained on TinyWorld"),
+                  Contender("real", real.encoder, real.tokenizer, lr=rc.real_lr,
+                            about=f"{real.name}, pretrained on large English corpora")]
+    rows = compare_encoders(contenders, data, probes, rc.compare, progress=False, log=log)
+    section["comparison"] = rows
+    section["config"] = {"label_counts": list(rc.compare.label_counts), "seeds": list(rc.compare.seeds),
+                         "n_test": rc.compare.n_test, "real_lr": rc.real_lr, "mini_lr": rc.mini_lr,
+                         "probe_steps": rc.compare.recipe.probe_steps,
+                         "steps": {n: rc.compare.recipe.steps_for(n) for n in rc.compare.label_counts}}
+    plot_comparison(rows, out / "real_vs_mini.png")
+    report["real"] = section
+    report.setdefault("seconds", {})["real"] = time.perf_counter() - t0
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    log(f"[{time.perf_counter() - t0:6.1f}s] real vs mini done\n{compare_markdown(rows)}")
     return report
 
 
@@ -179,6 +295,19 @@ def report_markdown(report: dict) -> str:
               + f" (validation). Tokenizer: {report['tokenizer']['vocab_size']} word pieces.", ""]
     if "transfer" in report:
         lines += ["## Transfer: pretrained vs random initialisation", "", transfer_markdown(report["transfer"]), ""]
+    if "real" in report:
+        from .compare import compare_markdown
+
+        r = report["real"]
+        lines += [f"## A real pretrained encoder beside the mini one ({r['model']['name']})", "",
+                  f"{r['model']['name']}: {r['model']['parameters']:,} parameters (SHA-256 {r['model']['sha256'][:16]}…); "
+                  f"the mini encoder: {r['mini_parameters']:,}. Classifiers fine-tuned on every labelled example:", "",
+                  "| task | real: TinyWorld test | real: probes | mini: TinyWorld test | mini: probes |", "|---|---|---|---|---|"]
+        for name, c in r["classifiers"].items():
+            mt = f"{c['mini_test']:.3f}" if c.get("mini_test") is not None else "–"
+            mp = f"{c['mini_probe']:.3f}" if "mini_probe" in c else "–"
+            lines.append(f"| {name} | {c['test']:.3f} | {c['probe']:.3f} | {mt} | {mp} |")
+        lines += ["", "Few labels, same recipe and seeds (mean ± std over seeds):", "", compare_markdown(r["comparison"]), ""]
     lines += ["## Time per stage (seconds)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in report["seconds"].items()]
     return "\n".join(lines) + "\n"
@@ -188,13 +317,26 @@ def _complete(out: Path, names: tuple[str, ...]) -> bool:
     return all((out / n / "model.safetensors").is_file() for n in names) and (out / "report.json").is_file()
 
 
-def ensure_build(scale: str = "cpu", out: str | Path | None = None, *, progress: bool = True, log=print) -> Path:
-    """The folder of a finished build at this scale, building it first if any model is missing."""
+def ensure_build(scale: str = "cpu", out: str | Path | None = None, *, real: bool = False, progress: bool = True,
+                 log=print) -> Path:
+    """The folder of a finished build at this scale, building it first if any model is missing.
+
+    real: also the real-model stage (:func:`build_real`), run on its own if only it is missing."""
     out = Path(out) if out is not None else default_output_dir(scale)
     if not _complete(out, ("fill-mask", *resolve_scale(scale).tasks)):
-        log(f"no complete {scale}-scale build in {out}: building it now (labkit build --scale {scale})")
-        build(scale, out, progress=progress, log=log)
+        log(f"no complete {scale}-scale build in {out}: building it now (labkit build --scale {scale}"
+            + (" --real)" if real else ")"))
+        build(scale, out, real=real, progress=progress, log=log)
+    elif real and not _has_real(out, scale):
+        log(f"the {scale}-scale build in {out} has no real-model stage: adding it now "
+            f"(labkit build --scale {scale} --real-only)")
+        build_real(scale, out, progress=progress, log=log)
     return out
+
+
+def _has_real(out: Path, scale: str) -> bool:
+    names = tuple(f"{REAL_PREFIX}{t}" for t in resolve_scale(scale).real.compare.tasks)
+    return _complete(out, names) and "real" in json.loads((out / "report.json").read_text(encoding="utf-8"))
 
 
 def ensure_pretrained(scale: str = "cpu", out: str | Path | None = None, *, progress: bool = True, log=print):

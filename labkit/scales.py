@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .compare import CompareConfig, RealStageConfig
 from .pretrain import PretrainConfig
 from .tasks import TASKS, Task
 from .training import TrainConfig
@@ -38,6 +39,7 @@ class Scale:
     finetune: dict[str, TrainConfig]  # task name -> how long and how fast to fine-tune
     transfer: TransferConfig
     tasks: dict[str, Task] = field(default_factory=lambda: dict(TASKS))  # the tasks a build fine-tunes
+    real: RealStageConfig = field(default_factory=RealStageConfig)  # `labkit build --real` (labkit.compare)
 
     def __post_init__(self):
         if missing := set(self.tasks) - set(self.finetune):
@@ -80,6 +82,11 @@ SCALES: dict[str, Scale] = {
                            translation=_t(250, 64, 2e-3)),
         tasks={**TASKS, "qa": replace(TASKS["qa"], max_length=160)},
         transfer=TransferConfig(label_counts=(32, 128), seeds=(0,), steps_cap=60),
+        # the real stage in a minute or two: one seed, 32 labels, short runs, part of the test split
+        real=RealStageConfig(
+            compare=CompareConfig(label_counts=(32,), seeds=(0,), n_test=100,
+                                  recipe=TransferConfig(probe_steps=20, min_steps=30, steps_cap=30)),
+            classifier=TransferConfig(probe_steps=20, min_steps=30, steps_cap=40)),
     ),
     "cpu": _CPU,
     # One H100 runs this in minutes; most of the time is Python and kernel launches, not

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .finetune import finetune
+from .finetune import FinetuneResult, finetune
 from .tasks import TASKS
 from .training import TrainConfig
 from .transformer import MaskedLM
 
-__all__ = ["TransferConfig", "run_transfer", "transfer_markdown", "plot_transfer"]
+__all__ = ["TransferConfig", "finetune_lpft", "run_transfer", "transfer_markdown", "plot_transfer"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +56,20 @@ def _train_head_only(model, train) -> None:
             p.requires_grad_(True)
 
 
+def finetune_lpft(task, model, tokenizer, ds, cfg: TransferConfig, *, n_train: int, seed: int,
+                  lr: float | None = None, probe_lr: float | None = None, progress: bool = False,
+                  test: bool = True) -> FinetuneResult:
+    """One run of the experiment's recipe: the head alone for ``cfg.probe_steps`` steps, then the
+    whole model for ``cfg.steps_for(n_train)`` steps (``lr``/``probe_lr`` override the config's)."""
+    tc = TrainConfig(steps=cfg.steps_for(n_train), batch_size=cfg.batch_size, lr=lr or cfg.lr, seed=seed,
+                     eval_every=10**9, progress=progress)
+    if cfg.probe_steps > 0:
+        probe = replace(tc, steps=cfg.probe_steps, lr=probe_lr or cfg.probe_lr)
+        _train_head_only(model, lambda: finetune(task, model, tokenizer, ds, probe, n_train=n_train,
+                                                 validate=False, test=False))
+    return finetune(task, model, tokenizer, ds, tc, n_train=n_train, validate=False, test=test)
+
+
 def run_transfer(pretrained: MaskedLM, tokenizer, data: dict, cfg: TransferConfig, *, progress: bool = False,
                  tasks: dict | None = None) -> list[dict]:
     """Rows of {task, metric, labels, init, score (mean), std, runs}; one row per (task, n, init).
@@ -77,13 +91,8 @@ def run_transfer(pretrained: MaskedLM, tokenizer, data: dict, cfg: TransferConfi
                 for seed in cfg.seeds:
                     model = task.make_model(pretrained if init == "pretrained" else None, ds,
                                             config=pretrained.config, seed=seed)
-                    tc = TrainConfig(steps=cfg.steps_for(n_eff), batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
-                                     eval_every=10**9, progress=progress)
-                    if cfg.probe_steps > 0:
-                        probe = replace(tc, steps=cfg.probe_steps, lr=cfg.probe_lr)
-                        _train_head_only(model, lambda: finetune(task, model, tokenizer, ds, probe, n_train=n_eff,
-                                                                 validate=False, test=False))
-                    metrics = finetune(task, model, tokenizer, ds, tc, n_train=n_eff, validate=False).metrics
+                    metrics = finetune_lpft(task, model, tokenizer, ds, cfg, n_train=n_eff, seed=seed,
+                                            progress=progress).metrics
                     scores.append(metrics[task.metric])
                 rows.append({"task": name, "metric": task.metric, "labels": n_eff, "init": init,
                              "score": float(np.mean(scores)), "std": float(np.std(scores)), "runs": scores})

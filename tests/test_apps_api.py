@@ -59,6 +59,9 @@ def test_classify(client):
     assert "".join(piece["token"] for piece in highlighted) == "The phone is excellent."
     label, _ = client.predict("The Hangzhou Giants won the league.", "topic", api_name="/classify")
     assert label["label"] in {"business", "sports", "technology", "health", "politics"}
+    # the real encoder's classifier (labkit build --real), through the same endpoint
+    label, _ = client.predict("The marathon was postponed because of the storm.", "real-topic", api_name="/classify")
+    assert label["label"] in {"business", "sports", "technology", "health", "politics"}
 
 
 def test_translate(client):

@@ -100,3 +100,24 @@ def test_the_quote_forms_are_read():
     assert full and full.groups() == ("Sentiment", "32", "0.89", "0.60", "+29.5")
     assert gain and gain.groups() == ("NER", "1,024", "-2.0")
     assert FULL_QUOTE.search(_chapter_markdown()), "chapter 05 quotes no full transfer cell"
+
+
+# The README's real-vs-mini table: `| task | labels | model | parameters | test ± sd | probes ± sd | s |`
+README = REPO / "README.md"
+REAL_ROW = re.compile(r"^\| (sentiment|topic) \| (\d+) \| (mini|real) \| [\d,]+ \| ([\d.]+) ± [\d.]+ \| ([\d.]+) ± [\d.]+ \|",
+                      re.M)
+REAL_TOLERANCE = 0.05  # means over three seeds; a 32-label real run varies by ±0.12 from seed to seed
+
+
+def test_readme_quotes_the_real_stage_of_the_cpu_build(report):
+    if "real" not in report:
+        pytest.skip(f"the cpu build in {FOLDER} has no real-model stage; add it with labkit build --scale cpu --real-only")
+    from labkit.compare import summarise
+
+    ours = {(s["task"], s["labels"], s["model"]): s for s in summarise(report["real"]["comparison"])}
+    quoted = REAL_ROW.findall(README.read_text(encoding="utf-8"))
+    assert {(t, int(n), m) for t, n, m, *_ in quoted} == set(ours), "the README's table lacks rows of the build's grid"
+    for task, n, model, test, probe in quoted:
+        s = ours[(task, int(n), model)]
+        assert abs(float(test) - s["test_mean"]) <= REAL_TOLERANCE, (task, n, model, test, s["test_mean"], REBUILD)
+        assert abs(float(probe) - s["probe_mean"]) <= REAL_TOLERANCE, (task, n, model, probe, s["probe_mean"], REBUILD)

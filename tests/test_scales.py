@@ -84,7 +84,8 @@ def _differences(a, b) -> set[str]:
 
 def test_ci_and_gpu_differ_from_cpu_only_where_they_say():
     ci, gpu = SCALES["ci"], SCALES["gpu"]
-    assert _differences(ci, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "tasks", "transfer"}
+    assert _differences(ci, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "tasks", "transfer",
+                                     "real"}
     assert _differences(gpu, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "transfer"}
     assert _differences(ci.pretrain, CPU.pretrain) == {"train"}  # same objectives, layout and masking
     assert _differences(gpu.pretrain, CPU.pretrain) == {"train", "block_length"}
@@ -94,6 +95,10 @@ def test_ci_and_gpu_differ_from_cpu_only_where_they_say():
     assert _differences(ci.tasks["qa"], CPU.tasks["qa"]) == {"max_length"}
     assert _differences(ci.transfer, CPU.transfer) == {"label_counts", "seeds", "steps_cap"}
     assert _differences(gpu.transfer, CPU.transfer) == {"steps_cap"}
+    # the real-model stage: ci runs one seed at 32 labels, on short runs and part of the test split
+    assert _differences(ci.real, CPU.real) == {"compare", "classifier"}
+    assert _differences(ci.real.compare, CPU.real.compare) == {"label_counts", "seeds", "n_test", "recipe"}
+    assert CPU.real.compare.label_counts == (32, 128) and CPU.real.compare.seeds == (0, 1, 2)
     assert CPU.tasks == TASKS and CPU.tasks is not TASKS  # a copy: a variant's tasks cannot change the registry
 
 
