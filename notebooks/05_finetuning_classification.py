@@ -40,7 +40,8 @@
 # (fine-tuning `BertForSequenceClassification`); doc 002 §3.2 (transfer learning), §5.2, §6.2
 # (text classification); doc 003 §1.2 (less dependence on labelled data), §3.2, §4.2.2 (the
 # fine-tuning loss), §4.3.1, §6.2 (financial sentiment monitoring); doc 004 §9.3 (accuracy,
-# recall, F1). Appendix 05b takes the transfer result apart, one design choice at a time.
+# recall, F1). Appendix 05b takes the transfer result apart, one design choice at a time;
+# chapter 05c fine-tunes a real pretrained encoder on the same labels and asks what scale buys.
 #
 # *Stored outputs: `LAB_SCALE=cpu`, with a cpu build present.*
 
@@ -513,7 +514,8 @@ assert p_positive[marks < 0].mean() < p_positive[marks > 0].mean()  # on average
 #   includes the held-out test words. Transfer is a measurement, and its design matters.
 #
 # **Next:** appendix 05b (optional) rebuilds the pretraining without each design choice;
-# chapter 06 labels every token (NER) and points at answers (question answering).
+# chapter 05c puts a real pretrained encoder beside the mini one, on TinyWorld and on everyday
+# English; chapter 06 labels every token (NER) and points at answers (question answering).
 #
 # ## Exercises
 #
