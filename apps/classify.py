@@ -83,7 +83,8 @@ def _about(store: ModelStore, name: str) -> dict:
         m = report["models"][name]
         return {"short": "mini-BERT, TinyWorld only",
                 "encoder": f"the lab's mini-BERT ({report['pretraining']['encoder_parameters']:,} parameters)",
-                "pretrained": "TinyWorld's synthetic corpus only", "labels": None,
+                "pretrained": "TinyWorld's synthetic corpus only",
+                "labels": real.get("classifiers", {}).get(name, {}).get("labels"),  # the same training split
                 "test": m["metrics"].get("accuracy"), "probe": real.get("classifiers", {}).get(name, {}).get("mini_probe")}
     return {"short": "", "encoder": "", "pretrained": "", "labels": None, "test": None, "probe": None}
 
@@ -102,10 +103,12 @@ def models_markdown(store: ModelStore) -> str:
         return ("Models: the lab's mini-BERT, pretrained on TinyWorld only. Run `labkit build --real-only` to add "
                 "a real pretrained encoder (all-MiniLM-L6-v2) fine-tuned on the same labels beside it.")
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    rows = ["| model | encoder | pretrained on | TinyWorld test | everyday-English probes |", "|---|---|---|---|---|"]
+    rows = ["| model | encoder | pretrained on | fine-tuned on | TinyWorld test | everyday-English probes |",
+            "|---|---|---|---|---|---|"]
     for name in names:
         a = _about(store, name)
-        rows.append(f"| `{name}` | {a['encoder']} | {a['pretrained']} | {fmt(a['test'])} | {fmt(a['probe'])} |")
+        tuned = f"{a['labels']:,} labelled TinyWorld examples" if a["labels"] else "TinyWorld's labelled examples"
+        rows.append(f"| `{name}` | {a['encoder']} | {a['pretrained']} | {tuned} | {fmt(a['test'])} | {fmt(a['probe'])} |")
     return ("**Which model is which.** Each pair was fine-tuned on the same TinyWorld labels; only the pretrained "
             "encoder differs. Try a sentence from everyday life (a hotel, a blender, a marathon): TinyWorld never "
             "wrote one.\n\n" + "\n".join(rows))
