@@ -15,6 +15,7 @@ labkit                  transformers
 ``SequenceClassifier``  ``BertForSequenceClassification``
 ``TokenClassifier``     ``BertForTokenClassification``
 ``QuestionAnswerer``    ``BertForQuestionAnswering``
+``GPT``                 ``GPT2LMHeadModel`` (GPT-2: pre-layer-norm, tied output layer)
 ======================  ==========================================================
 
 Every pair is registered here, and only here: the models themselves (``labkit.transformer``,
@@ -39,13 +40,17 @@ from transformers import (
     BertModel,
     EncoderDecoderConfig,
     EncoderDecoderModel,
+    GPT2Config,
+    GPT2LMHeadModel,
     PreTrainedModel,
 )
 
+from .gpt import GPT, GPTConfig
 from .heads import QuestionAnswerer, SequenceClassifier, TokenClassifier
 from .transformer import CausalLM, Encoder, MaskedLM, PreTrainingModel, Seq2Seq, TransformerConfig
 
-__all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "transformers_name"]
+__all__ = ["from_hf", "to_hf", "to_bert_config", "from_bert_config", "to_gpt2_config", "from_gpt2_config",
+           "transformers_name"]
 
 _EMBEDDINGS = {"token": "word_embeddings", "position": "position_embeddings",
                "token_type": "token_type_embeddings", "norm": "LayerNorm"}
@@ -123,15 +128,16 @@ class _Spec:
     build_labkit: Callable[[PreTrainedModel], nn.Module]
     build_hf: Callable[[nn.Module, dict], PreTrainedModel]
     ignore_hf: tuple[str, ...] = ()  # transformers keys with no labkit counterpart (regexes)
+    transposed: Callable[[str], bool] = lambda hf_key: False  # stored (in, out) there, (out, in) here
 
 
 _SPECS: list[_Spec] = []
 
 
 def _register(labkit_cls: type, hf_cls: type, rename, build_labkit, build_hf,
-              ignore_hf: tuple[str, ...] = ()) -> None:
+              ignore_hf: tuple[str, ...] = (), transposed=lambda hf_key: False) -> None:
     """Add a (labkit class, transformers class) pair; later registrations take precedence."""
-    _SPECS.insert(0, _Spec(labkit_cls, hf_cls, rename, build_labkit, build_hf, ignore_hf))
+    _SPECS.insert(0, _Spec(labkit_cls, hf_cls, rename, build_labkit, build_hf, ignore_hf, transposed))
 
 
 def _prefixed(prefix_lab: str, prefix_hf: str, inner: Callable[[str], str]):
@@ -228,6 +234,55 @@ _register(QuestionAnswerer, BertForQuestionAnswering, _head_rename(("qa_outputs"
           *_head_builders(QuestionAnswerer, BertForQuestionAnswering))
 
 
+# ----------------------------------------------------------------------------- GPT-2
+def to_gpt2_config(config: GPTConfig, **extra) -> GPT2Config:
+    """A transformers ``GPT2Config`` with the same sizes (extra kwargs pass through)."""
+    return GPT2Config(
+        vocab_size=config.vocab_size, n_positions=config.max_position, n_embd=config.d_model, n_layer=config.n_layers,
+        n_head=config.n_heads, n_inner=config.d_ff, activation_function="gelu_new", resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout, attn_pdrop=config.dropout, layer_norm_epsilon=config.layer_norm_eps,
+        initializer_range=config.initializer_range, bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, tie_word_embeddings=True, **extra)
+
+
+def from_gpt2_config(gc: GPT2Config) -> GPTConfig:
+    """A labkit GPTConfig from a transformers ``GPT2Config`` (ValueError for a variant labkit lacks)."""
+    if gc.activation_function != "gelu_new":
+        raise ValueError(f"labkit's GPT uses GPT-2's gelu_new; this config uses {gc.activation_function!r}")
+    if not gc.scale_attn_weights or gc.scale_attn_by_inverse_layer_idx or gc.reorder_and_upcast_attn:
+        raise ValueError("labkit's GPT scales attention by 1/sqrt(head size) only, as GPT-2 does")
+    if not getattr(gc, "tie_word_embeddings", True):
+        raise ValueError("labkit's GPT ties its output layer to the token embeddings; this config does not")
+    ids = {k: getattr(gc, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    default = ids["eos_token_id"] if ids["eos_token_id"] is not None else 0
+    return GPTConfig(
+        vocab_size=gc.vocab_size, max_position=gc.n_positions, d_model=gc.n_embd, n_layers=gc.n_layer,
+        n_heads=gc.n_head, d_ff=gc.n_inner or 4 * gc.n_embd, dropout=gc.resid_pdrop,
+        layer_norm_eps=gc.layer_norm_epsilon, initializer_range=gc.initializer_range,
+        **{k: (v if v is not None else default) for k, v in ids.items()})
+
+
+_GPT_BLOCK = {"ln1": "ln_1", "ln2": "ln_2", "attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj",
+              "mlp.up": "mlp.c_fc", "mlp.down": "mlp.c_proj"}
+_GPT_TOP = {"token.weight": "transformer.wte.weight", "position.weight": "transformer.wpe.weight",
+            "norm.weight": "transformer.ln_f.weight", "norm.bias": "transformer.ln_f.bias"}
+
+
+def _gpt_key(key: str) -> str:
+    if key in _GPT_TOP:
+        return _GPT_TOP[key]
+    if m := re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", key):
+        return f"transformer.h.{m[1]}.{_GPT_BLOCK[m[2]]}.{m[3]}"
+    raise KeyError(key)
+
+
+_register(GPT, GPT2LMHeadModel, _gpt_key, lambda m: GPT(from_gpt2_config(m.config)),
+          lambda m, kw: GPT2LMHeadModel(to_gpt2_config(m.config, **kw)),
+          ignore_hf=(r"lm_head\.weight", r"transformer\.h\.\d+\.attn\.(masked_)?bias"),
+          # GPT-2's Conv1D layers keep their weight as (in, out), nn.Linear as (out, in)
+          transposed=lambda k: bool(re.search(r"\.(c_attn|c_proj|c_fc)\.weight$", k)))
+
+
 def _spec_for(obj) -> _Spec:
     for spec in _SPECS:
         if isinstance(obj, spec.labkit_cls) or (isinstance(obj, type) and issubclass(obj, spec.labkit_cls)):
@@ -266,6 +321,11 @@ def _copy(src: dict[str, torch.Tensor], dst: nn.Module, skip: Callable[[str], bo
             tensor.copy_(src[key])
 
 
+def _oriented(spec: _Spec, hf_key_: str, tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor laid out for the other side (transposed where the two store it differently)."""
+    return tensor.T if spec.transposed(hf_key_) else tensor
+
+
 def _ignored(spec: _Spec, hf_key_: str) -> bool:
     return hf_key_.endswith("position_ids") or any(re.fullmatch(p, hf_key_) for p in spec.ignore_hf)
 
@@ -276,7 +336,7 @@ def from_hf(model: PreTrainedModel) -> nn.Module:
     ours = spec.build_labkit(model)
     theirs = model.state_dict(keep_vars=True)
     names = {k: spec.rename(k) for k in ours.state_dict()}  # labkit key -> transformers key
-    _copy({k: theirs[v].detach() for k, v in names.items() if v in theirs}, ours)
+    _copy({k: _oriented(spec, v, theirs[v].detach()) for k, v in names.items() if v in theirs}, ours)
     used = {id(theirs[v]) for v in names.values() if v in theirs}  # tied names share one tensor
     dropped = sorted(k for k, t in theirs.items() if id(t) not in used and not _ignored(spec, k))
     if dropped:
@@ -293,5 +353,6 @@ def to_hf(model: nn.Module, **config_kwargs) -> PreTrainedModel:
     hf = spec.build_hf(model, config_kwargs)
     if attn is not None:
         hf.set_attn_implementation(attn)
-    _copy({spec.rename(k): v for k, v in model.state_dict().items()}, hf, skip=lambda k: _ignored(spec, k))
+    _copy({spec.rename(k): _oriented(spec, spec.rename(k), v) for k, v in model.state_dict().items()}, hf,
+          skip=lambda k: _ignored(spec, k))
     return hf.to(next(model.parameters()).dtype).train(model.training)
