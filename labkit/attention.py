@@ -25,6 +25,7 @@ __all__ = [
     "causal_mask",
     "padding_mask",
     "MultiHeadAttention",
+    "KVCache",
 ]
 
 
@@ -102,6 +103,39 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.bool()[:, None, None, :]  # (B, S) -> (B, 1, 1, S)
 
 
+class KVCache:
+    """What a decoder keeps between generation steps, per layer: the self-attention keys and values
+    of every position seen so far (each (B, nh, P, hs)), and for an encoder–decoder the
+    cross-attention keys and values of the encoder's output, computed once (each (B, nh, S, hs))."""
+
+    def __init__(self, n_layers: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.values: list[torch.Tensor | None] = [None] * n_layers
+        self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
+
+    @property
+    def length(self) -> int:
+        """P: how many positions are cached."""
+        return 0 if self.keys[0] is None else self.keys[0].size(2)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's (B, nh, T, hs) keys and values; return the whole (B, nh, P+T, hs)."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def select(self, index: torch.Tensor) -> "KVCache":
+        """Keep the rows ``index`` of the batch (beam search reorders its hypotheses)."""
+        out = KVCache(len(self.keys))
+        out.keys = [None if k is None else k.index_select(0, index) for k in self.keys]
+        out.values = [None if v is None else v.index_select(0, index) for v in self.values]
+        out.cross = [None if c is None else (c[0].index_select(0, index), c[1].index_select(0, index))
+                     for c in self.cross]
+        return out
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention: nh heads of size hs = d_model // nh, run in parallel.
 
@@ -126,13 +160,18 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_heads, self.head_size).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
 
+    def project_kv(self, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values, split into heads: (B, S, C) -> 2 x (B, nh, S, hs). A decoder caches these."""
+        return self._split_heads(self.key(key)), self._split_heads(self.value(value))
+
     def forward(
         self,
         query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
+        key: torch.Tensor | None,
+        value: torch.Tensor | None,
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from ``query`` (B, T, C) to ``key``/``value`` (B, S, C).
 
@@ -140,22 +179,27 @@ class MultiHeadAttention(nn.Module):
             mask: boolean, broadcastable to (B, nh, T, S); True = may attend.
             need_weights: also return the (B, nh, T, S) weights. This takes the teaching
                 path; otherwise the fused ``F.scaled_dot_product_attention`` is used.
+            kv: keys and values already projected (``project_kv``, e.g. from a cache), each
+                (B, nh, S, hs); then ``key`` and ``value`` are not used.
 
         Returns:
             ``(output (B, T, C), weights (B, nh, T, S) or None)``.
         """
-        for name, t in (("query", query), ("key", key), ("value", value)):
-            if t.dim() != 3 or t.size(-1) != self.d_model:
-                raise ValueError(f"{name} must be (B, L, {self.d_model}), got shape {tuple(t.shape)}")
-        if key.shape[:2] != value.shape[:2] or query.size(0) != key.size(0):
-            raise ValueError(
-                f"batch/length mismatch: query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}"
-            )
+        if kv is None:
+            for name, t in (("query", query), ("key", key), ("value", value)):
+                if t is None or t.dim() != 3 or t.size(-1) != self.d_model:
+                    raise ValueError(f"{name} must be (B, L, {self.d_model}), got "
+                                     f"{'None' if t is None else tuple(t.shape)}")
+            if key.shape[:2] != value.shape[:2] or query.size(0) != key.size(0):
+                raise ValueError(
+                    f"batch/length mismatch: query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}"
+                )
+        elif query.dim() != 3 or query.size(-1) != self.d_model:
+            raise ValueError(f"query must be (B, L, {self.d_model}), got shape {tuple(query.shape)}")
         B, T, C = query.shape
-        S = key.size(1)
         q = self._split_heads(self.query(query))  # (B, nh, T, hs)
-        k = self._split_heads(self.key(key))  # (B, nh, S, hs)
-        v = self._split_heads(self.value(value))  # (B, nh, S, hs)
+        k, v = kv if kv is not None else self.project_kv(key, value)  # (B, nh, S, hs) each
+        S = k.size(2)
         if mask is not None:
             _check_mask(mask, torch.Size((B, self.n_heads, T, S)))
         p = self.dropout if self.training else 0.0

@@ -18,8 +18,11 @@ transformers' ``generate`` returns the same tokens (tests/test_generate.py check
 :func:`beam_search` — except that its beam search fills ended rows with EOS, not padding,
 when ``pad_token_id`` is 0.
 
-The source is encoded once; each step re-runs the decoder on the whole prefix (no key/value
-cache: slower, but the loop stays readable).
+The source is encoded once. With ``use_cache=True`` (the default) the decoder keeps a
+:class:`~labkit.attention.KVCache`: the keys and values of the prefix's self-attention, and the
+cross-attention keys and values of the encoder's output, so each step runs the newest token
+alone; beam search reorders the cache with its beams. ``use_cache=False`` re-runs the whole
+prefix at every step (the same tokens, more work; the tests check both agree).
 
 Shape letters: B batch, K num_beams, S source length, t prefix length, C d_model, V vocab size.
 """
@@ -29,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
+from .attention import KVCache
 from .training import evaluating
 from .transformer import Seq2Seq
 
@@ -56,9 +60,13 @@ def _encode(model: Seq2Seq, input_ids: torch.Tensor, attention_mask: torch.Tenso
 
 
 def _next_token_logits(model: Seq2Seq, prefix: torch.Tensor, memory: torch.Tensor,
-                       memory_mask: torch.Tensor | None) -> torch.Tensor:
-    """Logits of the token after each prefix: (N, t) prefixes, (N, S, C) memory -> (N, V)."""
-    h = model.decoder(prefix, memory, memory_mask).last_hidden_state  # (N, t, C)
+                       memory_mask: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
+    """Logits of the token after each prefix: (N, t) prefixes, (N, S, C) memory -> (N, V).
+    With a cache holding the first t - 1 positions, only the last token is run."""
+    if cache is None:
+        h = model.decoder(prefix, memory, memory_mask).last_hidden_state  # (N, t, C): the whole prefix
+    else:
+        h = model.decoder(prefix[:, cache.length:], memory, memory_mask, cache=cache).last_hidden_state  # (N, 1, C)
     return model.head(h[:, -1])  # (N, C) -> (N, V)
 
 
@@ -72,6 +80,7 @@ def greedy_decode(
     eos_token_id: int,
     pad_token_id: int = 0,
     max_new_tokens: int = 64,
+    use_cache: bool = True,
 ) -> torch.Tensor:
     """Decode by taking the most likely next token at every step.
 
@@ -81,6 +90,7 @@ def greedy_decode(
         bos_token_id: the token every output starts with.
         eos_token_id: a row is finished once it emits this token; later positions hold pad_token_id.
         max_new_tokens: the most tokens generated after BOS.
+        use_cache: keep the decoder's keys and values between steps (same tokens, less work).
 
     Returns:
         (B, 1 + n) token ids, n <= max_new_tokens the steps until every row finished.
@@ -91,8 +101,9 @@ def greedy_decode(
         B = input_ids.size(0)
         tokens = torch.full((B, 1), bos_token_id, dtype=torch.long, device=input_ids.device)  # (B, 1)
         finished = torch.zeros(B, dtype=torch.bool, device=input_ids.device)  # (B,)
+        cache = KVCache(len(model.decoder.layers)) if use_cache else None
         for _ in range(max_new_tokens):
-            next_token = _next_token_logits(model, tokens, memory, attention_mask).argmax(dim=-1)  # (B, V) -> (B,)
+            next_token = _next_token_logits(model, tokens, memory, attention_mask, cache).argmax(dim=-1)  # (B,)
             next_token = next_token.masked_fill(finished, pad_token_id)  # finished rows only pad
             tokens = torch.cat([tokens, next_token[:, None]], dim=1)  # (B, t + 1)
             finished |= next_token == eos_token_id
@@ -113,6 +124,7 @@ def beam_search(
     num_beams: int = 4,
     max_new_tokens: int = 64,
     length_penalty: float = 1.0,
+    use_cache: bool = True,
 ) -> torch.Tensor:
     """Decode with beam search; return the best finished hypothesis of every row.
 
@@ -123,6 +135,7 @@ def beam_search(
         num_beams: K, prefixes kept per row at every step (K = 1 is greedy search).
         max_new_tokens: the most tokens generated after BOS; a beam reaching it is finished.
         length_penalty: α in score = sum of log-probabilities / length ** α.
+        use_cache: keep the decoder's keys and values between steps, reordered with the beams.
 
     Returns:
         (B, 1 + n) token ids, n <= max_new_tokens the longest returned hypothesis.
@@ -138,10 +151,11 @@ def beam_search(
         beam_scores[:, 1:] = float("-inf")  # all beams start equal: expand only the first at step 1
         hypotheses: list[list[tuple[float, torch.Tensor]]] = [[] for _ in range(B)]  # (score, tokens), best first
         done = [False] * B  # a row is done once it holds K finished hypotheses
+        cache = KVCache(len(model.decoder.layers)) if use_cache else None  # over the B*K beams
 
         for step in range(max_new_tokens):
             t = step + 1  # tokens generated after this step
-            logits = _next_token_logits(model, beams.reshape(B * K, t), memory, memory_mask)  # (B*K, t) -> (B*K, V)
+            logits = _next_token_logits(model, beams.reshape(B * K, t), memory, memory_mask, cache)  # (B*K, V)
             V = logits.size(-1)
             log_probs = F.log_softmax(logits, dim=-1).view(B, K, V)  # (B, K, V)
             scores = (beam_scores[:, :, None] + log_probs).view(B, K * V)  # (B, K*V): every one-token extension
@@ -170,5 +184,8 @@ def beam_search(
             running = cand_scores.masked_fill(ends, float("-inf"))  # (B, 2K)
             beam_scores, keep = running.topk(K, dim=-1)  # (B, K)
             beams = cand_tokens.gather(1, keep[:, :, None].expand(B, K, t + 1))  # (B, K, t + 1)
+            if cache is not None:  # each new beam continues some old beam: take that beam's keys and values
+                source = cand_beam.gather(1, keep) + K * torch.arange(B, device=device)[:, None]  # (B, K)
+                cache = cache.select(source.flatten())
     best = [h[0][1] for h in hypotheses]  # B sequences of lengths 1 + n_b
     return pad_sequence(best, batch_first=True, padding_value=pad_token_id)  # (B, 1 + max n_b)

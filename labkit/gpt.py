@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import scaled_dot_product_attention
+from .attention import KVCache, scaled_dot_product_attention
 from .masking import IGNORE_INDEX
 
 __all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "position_ids_from_mask"]
@@ -74,34 +74,6 @@ class GPTOutput:
     loss: torch.Tensor | None = None
     cache: "KVCache | None" = None
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, nh, T, S)
-
-
-class KVCache:
-    """The keys and values of every position seen so far, per layer: each (B, nh, P, hs)."""
-
-    def __init__(self, n_layers: int):
-        self.keys: list[torch.Tensor | None] = [None] * n_layers
-        self.values: list[torch.Tensor | None] = [None] * n_layers
-
-    @property
-    def length(self) -> int:
-        """P: how many positions are cached."""
-        return 0 if self.keys[0] is None else self.keys[0].size(2)
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append this step's (B, nh, T, hs) keys and values; return the whole (B, nh, P+T, hs)."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
-
-    def select(self, index: torch.Tensor) -> "KVCache":
-        """Keep the rows ``index`` of the batch (beam search reorders its hypotheses)."""
-        out = KVCache(len(self.keys))
-        out.keys = [None if k is None else k.index_select(0, index) for k in self.keys]
-        out.values = [None if v is None else v.index_select(0, index) for v in self.values]
-        return out
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor, T: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import MultiHeadAttention, causal_mask, padding_mask
+from .attention import KVCache, MultiHeadAttention, causal_mask, padding_mask
 from .masking import IGNORE_INDEX
 
 __all__ = [
@@ -159,12 +159,22 @@ class Block(nn.Module):
         self.ff_norm = nn.LayerNorm(C, eps=eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, mask=None, memory=None, memory_mask=None, need_weights=False):
-        a, w_self = self.attn(x, x, x, mask=mask, need_weights=need_weights)  # (B, T, C)
+    def forward(self, x, mask=None, memory=None, memory_mask=None, need_weights=False, cache: KVCache | None = None,
+                layer: int = 0):
+        """cache: a decoder's keys and values from earlier steps (this step's are appended to it);
+        x then holds the new positions only."""
+        kv = cache.update(layer, *self.attn.project_kv(x, x)) if cache is not None else None  # past + new
+        a, w_self = self.attn(x, x, x, mask=mask, need_weights=need_weights, kv=kv)  # (B, T, C)
         x = self.attn_norm(x + self.dropout(a))
         w_cross = None
         if self.cross is not None:
-            c, w_cross = self.cross(x, memory, memory, mask=memory_mask, need_weights=need_weights)  # (B, T, C)
+            cross_kv = None
+            if cache is not None:  # the encoder's keys and values never change: project them once
+                if cache.cross[layer] is None:
+                    cache.cross[layer] = self.cross.project_kv(memory, memory)
+                cross_kv = cache.cross[layer]
+            c, w_cross = self.cross(x, memory, memory, mask=memory_mask, need_weights=need_weights,
+                                    kv=cross_kv)  # (B, T, C)
             x = self.cross_norm(x + self.dropout(c))
         x = self.ff_norm(x + self.dropout(self.ff(x)))  # (B, T, C)
         return x, w_self, w_cross
@@ -249,23 +259,33 @@ class Decoder(nn.Module):
         *,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        cache: KVCache | None = None,
     ) -> DecoderOutput:
-        """Decode (B, T) ids; memory is the encoder output (B, S, C) with its (B, S) mask."""
+        """Decode (B, T) ids; memory is the encoder output (B, S, C) with its (B, S) mask.
+
+        cache: keys and values of P earlier positions (a :class:`KVCache`, updated in place);
+        input_ids are then the T new tokens, at positions P .. P+T-1, and attention_mask, if
+        given, covers all P + T."""
         _check_ids(input_ids, "input_ids", self.config.vocab_size)
         B, T = input_ids.shape
+        P = cache.length if cache is not None else 0
         has_cross = self.layers[0].cross is not None
         if has_cross and memory is None:
             raise ValueError("this decoder has cross-attention: pass memory (B, S, C) from an encoder")
         if memory is not None and (memory.dim() != 3 or memory.size(0) != B or memory.size(-1) != self.config.d_model):
             raise ValueError(f"memory must be ({B}, S, {self.config.d_model}), got {tuple(memory.shape)}")
-        mask = causal_mask(T, device=input_ids.device)  # (T, T)
+        if P == 0:
+            mask = causal_mask(T, device=input_ids.device)  # (T, T)
+        else:  # new query t sits at position P + t: it sees keys 0 .. P + t
+            mask = torch.ones(T, P + T, dtype=torch.bool, device=input_ids.device).tril(diagonal=P)  # (T, P + T)
         if attention_mask is not None:
-            mask = mask & padding_mask(attention_mask)  # (T, T) & (B, 1, 1, T) -> (B, 1, T, T)
+            mask = mask & padding_mask(attention_mask)  # (T, P+T) & (B, 1, 1, P+T) -> (B, 1, T, P+T)
         mem_mask = padding_mask(memory_attention_mask) if memory_attention_mask is not None else None  # (B, 1, 1, S)
-        h = self.embeddings(input_ids)  # (B, T, C)
+        h = self.embeddings(input_ids, start=P)  # (B, T, C)
         hidden, self_w, cross_w = [h], [], []
-        for block in self.layers:
-            h, ws, wc = block(h, mask=mask, memory=memory, memory_mask=mem_mask, need_weights=output_attentions)
+        for i, block in enumerate(self.layers):
+            h, ws, wc = block(h, mask=mask, memory=memory, memory_mask=mem_mask, need_weights=output_attentions,
+                              cache=cache, layer=i)
             hidden.append(h)
             self_w.append(ws)
             cross_w.append(wc)

@@ -112,7 +112,8 @@ class TableSeq2Seq(nn.Module):
 
     ``decoder`` passes the prefix through as its "hidden state", and ``head`` looks the
     prefix up in ``table`` (prefix tuple -> {token: probability}); the leftover probability is
-    spread evenly over the other tokens. The source is ignored."""
+    spread evenly over the other tokens. The source is ignored. It has no layers to cache, so
+    it is decoded with ``use_cache=False``."""
 
     def __init__(self, table: dict[tuple[int, ...], dict[int, float]], vocab_size: int = 10):
         super().__init__()
@@ -142,7 +143,7 @@ def test_beam_finds_the_sequence_greedy_misses():
     }
     model = TableSeq2Seq(table)
     src = torch.ones(1, 3, dtype=torch.long)
-    kw = dict(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, max_new_tokens=5)
+    kw = dict(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, max_new_tokens=5, use_cache=False)
     greedy = greedy_decode(model, src, **kw)
     beam = beam_search(model, src, num_beams=2, **kw)
     assert greedy.tolist() == [[BOS, A, EOS]]  # 0.55 * 0.34 = 0.19
@@ -159,7 +160,7 @@ def test_length_penalty_decides_between_short_and_long_hypotheses(length_penalty
     }
     model = TableSeq2Seq(table)
     out = beam_search(model, torch.ones(1, 3, dtype=torch.long), bos_token_id=BOS, eos_token_id=EOS,
-                      pad_token_id=PAD, num_beams=2, max_new_tokens=6, length_penalty=length_penalty)
+                      pad_token_id=PAD, num_beams=2, max_new_tokens=6, length_penalty=length_penalty, use_cache=False)
     assert out[0, :len(expected)].tolist() == expected and (out[0, len(expected):] == PAD).all()
 
 
@@ -187,3 +188,47 @@ def test_bad_arguments_raise():
         greedy_decode(model, ids[0], **kw)
     with pytest.raises(ValueError, match="num_beams=30 needs a vocabulary of at least 60"):
         beam_search(model, ids, mask, num_beams=30, max_new_tokens=8, **kw)
+
+
+# ----------------------------------------------------------------------------- the key-value cache
+@pytest.mark.parametrize("seed", [0, 3])
+def test_cached_decoder_gives_the_logits_of_a_full_pass(seed):
+    """Feeding a target one token at a time through the cache equals running it whole."""
+    from labkit.attention import KVCache
+
+    model, (ids, mask) = _model(seed), _source(seed)
+    target = torch.randint(5, CONFIG.vocab_size, (3, 7), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        memory = model.encoder(ids, mask).last_hidden_state
+        full = model.decoder(target, memory, mask).last_hidden_state  # (3, 7, C)
+        cache = KVCache(len(model.decoder.layers))
+        steps = [model.decoder(target[:, t:t + 1], memory, mask, cache=cache).last_hidden_state for t in range(7)]
+    assert cache.length == 7 and all(c is not None for c in cache.cross)
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 4, 8])
+def test_decoding_with_and_without_the_cache_writes_the_same_tokens(seed):
+    model, (ids, mask) = _model(seed), _source(seed)
+    kw = dict(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, max_new_tokens=12)
+    assert torch.equal(greedy_decode(model, ids, mask, **kw, use_cache=True),
+                       greedy_decode(model, ids, mask, **kw, use_cache=False))
+    for k in (2, 4):
+        assert torch.equal(beam_search(model, ids, mask, num_beams=k, **kw, use_cache=True),
+                           beam_search(model, ids, mask, num_beams=k, **kw, use_cache=False))
+
+
+def test_cached_translation_of_the_ci_model_keeps_its_tokens(ci_build):
+    """The trained translation model: greedy and beam search write the same Chinese with and without the cache."""
+    from labkit.data import load_task
+    from labkit.folders import load_model
+
+    model, tok = load_model(ci_build / "translation")
+    sources = [pair["en"] for pair in load_task("translation", size="ci")["test"][:16]["translation"]]
+    enc = tok(sources, padding=True, return_tensors="pt")
+    kw = dict(bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id,
+              max_new_tokens=40)
+    for decode, extra in ((greedy_decode, {}), (beam_search, {"num_beams": 4})):
+        cached = decode(model, enc["input_ids"], enc["attention_mask"], **kw, **extra)
+        plain = decode(model, enc["input_ids"], enc["attention_mask"], **kw, **extra, use_cache=False)
+        assert torch.equal(cached, plain)

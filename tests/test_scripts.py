@@ -96,3 +96,13 @@ def test_run_notebooks_selects_chapters_and_names_unknown_ones():
     assert [p.name for p in runner.chapters(["01"])] == ["01_self_attention.py"]
     with pytest.raises(SystemExit, match="no chapter"):
         runner.chapters(["99"])
+
+
+def test_bench_decoding_runs_and_prints_ratios(ci_build, capsys):
+    """The benchmark on the ci build, shrunk to a few tokens: every pair of runs writes the same tokens
+    (it asserts so itself) and each row prints a ratio. Speed itself is not tested."""
+    bench = _load("bench_decoding")
+    bench.main(["--build", str(ci_build), "--sentences", "3", "--new-tokens", "4", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert out.count("transformers generate, cache / this =") == 8
+    assert "translation (" in out and "mini-GPT (" in out
