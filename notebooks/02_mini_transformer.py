@@ -455,9 +455,11 @@ print(f"MaskedLM vs BertForMaskedLM: max |logit difference| = {logits_diff:.1e}"
 
 # %%
 from transformers import BertModel
+from transformers.utils import logging as hf_logging
 
 from labkit.real import load_real
 
+hf_logging.disable_progress_bar()  # no "Loading weights" bar in the output
 minilm = load_real()  # labkit's Encoder with the real weights (their SHA-256 digest is checked first)
 hf_minilm = BertModel.from_pretrained(minilm.folder).eval()
 english = minilm.tokenizer(["The weather is lovely today.", "A quiet hotel near the station with friendly staff."],
