@@ -36,6 +36,7 @@ from .masking import IGNORE_INDEX, mask_tokens
 from .nsp import collate_pairs, encode_pairs, make_pairs
 from .objectives import ClsSalientWords, MaskedWords, NextSentence, Objective, PretrainingLoss
 from .training import History, TrainConfig, batches, evaluating, fit, perplexity, seeded
+from .gpt import GPT
 from .transformer import CausalLM, MaskedLM
 
 __all__ = ["PretrainConfig", "PretrainResult", "pack_blocks", "pack_documents", "mask_batch", "mask_salient",
@@ -281,7 +282,7 @@ def clm_loss(model: CausalLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(**batch).loss
 
 
-def evaluate_clm(model: CausalLM, blocks: torch.Tensor, *, batch_size: int = 64) -> dict[str, float]:
+def evaluate_clm(model: CausalLM | GPT, blocks: torch.Tensor, *, batch_size: int = 64) -> dict[str, float]:
     """Next-token accuracy, loss and perplexity."""
     device = next(model.parameters()).device
     total, correct, count = 0.0, 0, 0
@@ -297,9 +298,12 @@ def evaluate_clm(model: CausalLM, blocks: torch.Tensor, *, batch_size: int = 64)
     return {"next_token_accuracy": correct / count, "loss": mean, "perplexity": perplexity(mean)}
 
 
-def pretrain_clm(model: CausalLM, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
+def pretrain_clm(model: CausalLM | GPT, tokenizer, train_texts: Sequence[str], val_texts: Sequence[str],
                  cfg: TrainConfig, *, block_length: int = 64, on_eval=None) -> PretrainResult:
-    """Next-token (causal LM) pretraining on packed blocks; batches {input_ids, labels}."""
+    """Next-token (causal LM) pretraining on packed blocks; batches {input_ids, labels}.
+
+    Any model whose forward takes (input_ids, labels) and returns logits and its shifted
+    next-token loss: the BERT-style ``CausalLM`` or the GPT-2-style :class:`labkit.gpt.GPT`."""
     train_blocks = pack_blocks(tokenizer, train_texts, block_length)
     val_blocks = pack_blocks(tokenizer, val_texts, block_length)[:512]
 
