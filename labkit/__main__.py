@@ -23,7 +23,8 @@ def _build(args: argparse.Namespace) -> int:
         print(f"added the real model's classifiers and the real-vs-mini comparison to {out} in "
               f"{report['seconds']['real']:.0f}s; see {out}/report.md")
         return 0
-    report = build(args.scale, out, transfer=not args.no_transfer, real=args.real, progress=not args.quiet)
+    report = build(args.scale, out, transfer=not args.no_transfer, real=args.real, gpt=args.gpt,
+                   progress=not args.quiet)
     print(f"built {len(report['models'])} models into {out} in {report['seconds']['total']:.0f}s"
           + (f" (+{report['seconds']['real']:.0f}s for the real model)" if args.real else "") + f"; see {out}/report.md")
     return 0
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                            "one (~25 min more at cpu scale on 2 cores; needs the real extra, which make installs)")
     real.add_argument("--real-only", action="store_true",
                       help="only the real-model stage, added to an existing build in --out")
+    b.add_argument("--gpt", action="store_true",
+                   help="also pretrain the mini-GPT by next-token prediction (text-generation; ~2.5 min at cpu scale)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_build)
     d = sub.add_parser("demo", help="serve the Gradio dashboard of the lab's models (building them if missing)")

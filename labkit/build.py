@@ -87,7 +87,7 @@ unlabelled corpus ({objectives}), then fine-tuned as below.
 
 
 def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: tuple[str, ...] | None = None,
-          transfer: bool = True, real: bool = False, progress: bool = True, log=print) -> dict:
+          transfer: bool = True, real: bool = False, gpt: bool = False, progress: bool = True, log=print) -> dict:
     """Run the whole pipeline; return the report (also written to out/report.json and out/report.md).
 
     scale: a name in SCALES or a Scale (a variant made with dataclasses.replace).
@@ -143,6 +143,10 @@ def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: t
     report["models"]["fill-mask"] = {"metrics": pre.metrics, "parameters": count_parameters(mlm)}
     stage("pretraining")
 
+    if gpt:
+        report["models"]["text-generation"] = _build_gpt(sc, tokenizer, data["corpus"], out)
+        stage("gpt pretraining")
+
     for name in tasks:
         task, train_cfg = sc.tasks[name], sc.finetune[name]
         model = task.make_model(mlm, data[name], seed=train_cfg.seed)
@@ -168,6 +172,78 @@ def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: t
     if real:
         report = build_real(sc, out, progress=progress, log=log)
     return report
+
+
+GPT_PROMPTS = ("the weather in", "chen wei works at", "今天")  # the report's and model card's samples
+
+
+def gpt_samples(model, tokenizer, prompts=GPT_PROMPTS, *, max_new_tokens: int = 24, seed: int = 0) -> list[dict]:
+    """For each prompt: its greedy continuation and one sampled with temperature 0.8 and top-p 0.9 (seeded)."""
+    import torch
+
+    from .sampling import SamplingConfig, generate
+
+    out = []
+    for prompt in prompts:
+        ids = torch.tensor([[tokenizer.cls_token_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]])
+        row = {"prompt": prompt}
+        for name, cfg in (("greedy", SamplingConfig(max_new_tokens=max_new_tokens)),
+                          ("sampled", SamplingConfig(max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8,
+                                                     top_p=0.9))):
+            cfg = replace(cfg, eos_token_id=tokenizer.sep_token_id)
+            ids_out = generate(model, ids, cfg=cfg, generator=torch.Generator().manual_seed(seed),
+                               pad_token_id=tokenizer.pad_token_id)
+            row[name] = tokenizer.decode(ids_out[0], skip_special_tokens=True)
+        out.append(row)
+    return out
+
+
+def _build_gpt(sc: Scale, tokenizer, corpus, out: Path) -> dict:
+    """Pretrain the scale's mini-GPT by next-token prediction; save it as ``out/text-generation``."""
+    from .gpt import GPT
+    from .pretrain import pretrain_clm
+
+    cfg = replace(sc.gpt, vocab_size=len(tokenizer), bos_token_id=tokenizer.cls_token_id,
+                  eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
+    with seeded(sc.gpt_pretrain.seed):
+        model = GPT(cfg)
+    res = pretrain_clm(model, tokenizer, list(corpus["train"]["text"]), list(corpus["validation"]["text"]),
+                       sc.gpt_pretrain, block_length=sc.gpt_block_length)
+    model = model.cpu().eval()
+    samples = gpt_samples(model, tokenizer)
+    params = count_parameters(model)
+    lines = "\n".join(f"- `{s['prompt']}` → greedy: {s['greedy']!r}; sampled: {s['sampled']!r}" for s in samples)
+    card = f"""---
+license: mit
+language: [en, zh]
+library_name: transformers
+pipeline_tag: text-generation
+tags: [foundation-model-lab, tinyworld]
+---
+# TinyWorld mini-GPT (next-token prediction)
+
+Trained by `labkit build --scale {sc.name} --gpt` in the Foundation Model Lab: a {cfg.n_layers}-layer,
+{cfg.d_model}-wide decoder with GPT-2's architecture ({params:,} parameters), pretrained for
+{sc.gpt_pretrain.steps} steps on TinyWorld's unlabelled corpus (English and Chinese) to predict the next
+word piece, with the lab's WordPiece tokenizer. `pipeline("text-generation")` opens it.
+
+## Evaluation (TinyWorld validation corpus)
+
+| metric | value |
+|---|---|
+| perplexity | {res.metrics["perplexity"]:.2f} |
+| next-token accuracy | {res.metrics["next_token_accuracy"]:.4f} |
+
+## Samples (greedy, and sampled with temperature 0.8, top-p 0.9, seed 0)
+
+{lines}
+
+## Limits
+- It knows TinyWorld's vocabulary and templates, not real-world language; it writes fluent-looking
+  TinyWorld sentences with facts mixed up. Do not use it outside the lab.
+"""
+    save_model(model, tokenizer, out / "text-generation", card=card)
+    return {"metrics": res.metrics, "parameters": params, "samples": samples, "steps": sc.gpt_pretrain.steps}
 
 
 def _real_card(task, data, real, metrics: dict, probe: float, recipe, n: int) -> str:
@@ -293,6 +369,14 @@ def report_markdown(report: dict) -> str:
               f"perplexity {pre['perplexity']:.1f}"
               + (f", next-sentence accuracy {pre['next_sentence_accuracy']:.3f}" if "next_sentence_accuracy" in pre else "")
               + f" (validation). Tokenizer: {report['tokenizer']['vocab_size']} word pieces.", ""]
+    if "text-generation" in report["models"]:
+        g = report["models"]["text-generation"]
+        lines += ["## The mini-GPT writes (next-token pretraining)", "",
+                  f"{g['parameters']:,} parameters, {g['steps']} steps; validation perplexity "
+                  f"{g['metrics']['perplexity']:.2f}, next-token accuracy {g['metrics']['next_token_accuracy']:.3f}.", "",
+                  "| prompt | greedy | sampled (temperature 0.8, top-p 0.9) |", "|---|---|---|"]
+        lines += [f"| {s['prompt']} | {s['greedy']} | {s['sampled']} |" for s in g["samples"]]
+        lines.append("")
     if "transfer" in report:
         lines += ["## Transfer: pretrained vs random initialisation", "", transfer_markdown(report["transfer"]), ""]
     if "real" in report:

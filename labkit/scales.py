@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .compare import CompareConfig, RealStageConfig
+from .gpt import GPTConfig
 from .pretrain import PretrainConfig
 from .tasks import TASKS, Task
 from .training import TrainConfig
@@ -40,6 +41,13 @@ class Scale:
     transfer: TransferConfig
     tasks: dict[str, Task] = field(default_factory=lambda: dict(TASKS))  # the tasks a build fine-tunes
     real: RealStageConfig = field(default_factory=RealStageConfig)  # `labkit build --real` (labkit.compare)
+    # `labkit build --gpt`: the mini-GPT's sizes (vocabulary and special ids come from the tokenizer),
+    # its next-token pretraining run and block length
+    gpt: GPTConfig = field(default_factory=lambda: GPTConfig(d_model=128, n_layers=4, n_heads=4, d_ff=512,
+                                                             max_position=256, dropout=0.0))
+    gpt_pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(steps=450, batch_size=32, lr=3e-3,
+                                                                         eval_every=450))
+    gpt_block_length: int = 64
 
     def __post_init__(self):
         if missing := set(self.tasks) - set(self.finetune):
@@ -48,7 +56,8 @@ class Scale:
     def quiet(self) -> "Scale":
         """The same scale without progress bars."""
         return replace(self, pretrain=replace(self.pretrain, train=replace(self.pretrain.train, progress=False)),
-                       finetune={k: replace(v, progress=False) for k, v in self.finetune.items()})
+                       finetune={k: replace(v, progress=False) for k, v in self.finetune.items()},
+                       gpt_pretrain=replace(self.gpt_pretrain, progress=False))
 
 
 def _t(steps: int, batch: int, lr: float, eval_every: int | None = None) -> TrainConfig:
@@ -82,6 +91,8 @@ SCALES: dict[str, Scale] = {
                            translation=_t(250, 64, 2e-3)),
         tasks={**TASKS, "qa": replace(TASKS["qa"], max_length=160)},
         transfer=TransferConfig(label_counts=(32, 128), seeds=(0,), steps_cap=60),
+        gpt=GPTConfig(d_model=64, n_layers=2, n_heads=4, d_ff=256, max_position=192, dropout=0.0),
+        gpt_pretrain=_t(300, 32, 3e-3),
         # the real stage in a minute or two: one seed, 32 labels, short runs, part of the test split
         real=RealStageConfig(
             compare=CompareConfig(label_counts=(32,), seeds=(0,), n_test=100,

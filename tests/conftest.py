@@ -24,12 +24,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def ci_build() -> Path:
     """The folder of a finished ci-scale build (fill-mask, sentiment, topic, ner, qa, translation), with
-    the real-model stage (real-sentiment, real-topic and the real-vs-mini comparison)."""
+    the real-model stage (real-sentiment, real-topic and the real-vs-mini comparison) and the
+    mini-GPT (text-generation)."""
     from labkit.build import default_output_dir
 
     out = default_output_dir("ci")
-    if not (out / "report.json").is_file() or not (out / "real-topic" / "model.safetensors").is_file():
-        cmd = [sys.executable, "-m", "labkit", "build", "--scale", "ci", "--real", "--out", str(out), "--quiet"]
+    if not (out / "report.json").is_file() or not all((out / name / "model.safetensors").is_file()
+                                                      for name in ("real-topic", "text-generation")):
+        cmd = [sys.executable, "-m", "labkit", "build", "--scale", "ci", "--real", "--gpt", "--out", str(out), "--quiet"]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
         assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return out

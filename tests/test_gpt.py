@@ -206,3 +206,30 @@ def test_pretrain_clm_trains_the_gpt_on_tinyworld():
     assert before.metrics["perplexity"] > 0.5 * len(tok)  # untrained: about as unsure as a uniform guess
     assert after.metrics["perplexity"] < before.metrics["perplexity"] / 5
     assert after.metrics["next_token_accuracy"] > 0.1, after.metrics  # measured: perplexity 78, accuracy 0.15
+
+
+# ----------------------------------------------------------------------------- the build's mini-GPT (--gpt)
+def test_the_builds_gpt_opens_with_the_pipeline_and_writes_tinyworld(ci_build):
+    import json
+
+    from transformers import AutoTokenizer, pipeline
+
+    from labkit.folders import load_model
+
+    folder = ci_build / "text-generation"
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+    report = json.loads((ci_build / "report.json").read_text())["models"]["text-generation"]
+    vocab = len(AutoTokenizer.from_pretrained(folder))
+    assert report["metrics"]["perplexity"] < vocab / 20  # far better than guessing among the vocabulary
+    assert [s["prompt"] for s in report["samples"]] == ["the weather in", "chen wei works at", "今天"]
+    assert "The mini-GPT writes" in (ci_build / "report.md").read_text()
+    gen = pipeline("text-generation", model=str(folder), device="cpu")
+    text = gen("the weather in", max_new_tokens=8, do_sample=False)[0]["generated_text"]
+    assert text.startswith("the weather in") and len(text) > len("the weather in")
+    model, tok = load_model(folder)  # labkit's GPT: its greedy tokens are transformers' tokens
+    assert isinstance(model, GPT)
+    ids = torch.tensor([[tok.cls_token_id, *tok("chen wei works at", add_special_tokens=False)["input_ids"]]])
+    ours = generate(model, ids, cfg=SamplingConfig(max_new_tokens=12))
+    theirs = to_hf(model).eval().generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id,
+                                          eos_token_id=None)
+    assert torch.equal(ours, theirs)

@@ -85,7 +85,8 @@ def _differences(a, b) -> set[str]:
 def test_ci_and_gpu_differ_from_cpu_only_where_they_say():
     ci, gpu = SCALES["ci"], SCALES["gpu"]
     assert _differences(ci, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "tasks", "transfer",
-                                     "real"}
+                                     "real", "gpt", "gpt_pretrain"}
+    assert ci.gpt.d_model < CPU.gpt.d_model and ci.gpt_pretrain.steps < CPU.gpt_pretrain.steps
     assert _differences(gpu, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "transfer"}
     assert _differences(ci.pretrain, CPU.pretrain) == {"train"}  # same objectives, layout and masking
     assert _differences(gpu.pretrain, CPU.pretrain) == {"train", "block_length"}
@@ -109,6 +110,7 @@ def test_each_scale_fits_together(name):
     assert set(sc.finetune) == set(sc.tasks) and set(sc.transfer.tasks) <= set(sc.tasks)
     assert all(type(task) is type(TASKS[n]) for n, task in sc.tasks.items())
     assert sc.pretrain.block_length <= sc.model.max_position
+    assert sc.gpt_block_length <= sc.gpt.max_position and sc.gpt.n_heads <= sc.gpt.d_model
     for task in sc.tasks.values():  # inputs (and a translation's target with [CLS]) fit the position table
         assert task.max_length + 1 <= sc.model.max_position, task.name
     assert all(isinstance(c, TrainConfig) and c.progress for c in [sc.pretrain.train, *sc.finetune.values()])
@@ -118,7 +120,9 @@ def test_quiet_turns_the_progress_bars_off_in_a_copy():
     quiet = SCALES["ci"].quiet()
     assert not quiet.pretrain.train.progress and not any(c.progress for c in quiet.finetune.values())
     assert SCALES["ci"].pretrain.train.progress and all(c.progress for c in SCALES["ci"].finetune.values())
-    assert replace(quiet, pretrain=SCALES["ci"].pretrain, finetune=SCALES["ci"].finetune) == SCALES["ci"]
+    assert not quiet.gpt_pretrain.progress and SCALES["ci"].gpt_pretrain.progress
+    assert replace(quiet, pretrain=SCALES["ci"].pretrain, finetune=SCALES["ci"].finetune,
+                   gpt_pretrain=SCALES["ci"].gpt_pretrain) == SCALES["ci"]
 
 
 def test_the_cpu_pretraining_batches_have_what_every_objective_needs():
