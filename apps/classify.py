@@ -47,7 +47,8 @@ def word_importance(model, tokenizer, text: str) -> tuple[list[float], str, list
 
 def classify(store: ModelStore, text: str,
              model_name: str | None = None) -> tuple[dict[str, float], list[tuple[str, float | None]]]:
-    """Classify ``text`` with the store's model called ``model_name`` ("sentiment", "topic"; None: the first).
+    """Classify ``text`` with the store's model called ``model_name`` ("sentiment", "topic", and where the
+    build has them "real-sentiment", "real-topic"; None: the first).
 
     Returns the label probabilities (for gr.Label) and the text as (piece, importance)
     pairs (for gr.HighlightedText), importance scaled so the strongest word is ±1 and
@@ -77,7 +78,7 @@ def _about(store: ModelStore, name: str) -> dict:
         c = real["classifiers"][task]
         return {"short": f"{real['model']['name']}, real English pretraining",
                 "encoder": f"{real['model']['name']} ({real['model']['parameters']:,} parameters)",
-                "pretrained": "large English corpora (then trained for sentence embeddings)",
+                "pretrained": "English Wikipedia and books, then a billion English sentence pairs",
                 "labels": c["labels"], "test": c["test"], "probe": c["probe"]}
     if name in report.get("models", {}) and report.get("pretraining"):
         m = report["models"][name]
@@ -100,8 +101,9 @@ def models_markdown(store: ModelStore) -> str:
     split and on the out-of-world probes (everyday English), from the build's report."""
     names = list(store.folders("classification"))
     if not any(n.startswith("real-") for n in names):
-        return ("Models: the lab's mini-BERT, pretrained on TinyWorld only. Run `labkit build --real-only` to add "
-                "a real pretrained encoder (all-MiniLM-L6-v2) fine-tuned on the same labels beside it.")
+        return ("Models: the lab's mini-BERT, pretrained on TinyWorld only. Start the demo with `labkit demo --real` "
+                "(or run `labkit build --real-only` on this build) to add a real pretrained encoder (all-MiniLM-L6-v2) "
+                "fine-tuned on the same labels beside it.")
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     rows = ["| model | encoder | pretrained on | fine-tuned on | TinyWorld test | everyday-English probes |",
             "|---|---|---|---|---|---|"]
@@ -110,7 +112,7 @@ def models_markdown(store: ModelStore) -> str:
         tuned = f"{a['labels']:,} labelled TinyWorld examples" if a["labels"] else "TinyWorld's labelled examples"
         rows.append(f"| `{name}` | {a['encoder']} | {a['pretrained']} | {tuned} | {fmt(a['test'])} | {fmt(a['probe'])} |")
     return ("**Which model is which.** Each pair was fine-tuned on the same TinyWorld labels; only the pretrained "
-            "encoder differs. Try a sentence from everyday life (a hotel, a blender, a marathon): TinyWorld never "
+            "encoder (and its learning rate) differs. Try a sentence from everyday life (a hotel, a blender, a marathon): TinyWorld never "
             "wrote one.\n\n" + "\n".join(rows))
 
 

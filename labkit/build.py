@@ -100,11 +100,11 @@ def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: t
     if unknown := [t for t in tasks if t not in sc.tasks]:
         raise ValueError(f"unknown tasks {unknown}; choose from {list(sc.tasks)}")
     out = Path(out) if out is not None else default_output_dir(sc.name)
-    _check_writable(out)
     if real:
         from .real import real_model_folder
 
-        real_model_folder()  # RealModelError now, not after the mini build
+        real_model_folder()  # RealModelError now, not after the mini build (and before any folder is made)
+    _check_writable(out)
     if not progress:
         sc = sc.quiet()
     times: dict[str, float] = {}
@@ -257,10 +257,11 @@ tags: [foundation-model-lab, tinyworld]
 ---
 # {real.name} fine-tuned for TinyWorld {task.name}
 
-A real pretrained encoder ({real.parameters:,} parameters, pretrained on large English corpora; weights
-SHA-256 `{real.sha256[:16]}…`, checked by `labkit.real`) fine-tuned by `labkit build --real` on {n} labelled
-TinyWorld examples: its head alone for {recipe.probe_steps} steps, then the whole model for
-{recipe.steps_for(n)} steps. {task.card(data, metrics, "")}
+A real pretrained encoder ({real.parameters:,} parameters, pretrained on English Wikipedia and books, then
+trained on about a billion English sentence pairs; weights SHA-256 `{real.sha256[:16]}…`, checked by
+`labkit.real`) fine-tuned by `labkit build --real` on {n:,} labelled TinyWorld examples over
+{task.labels(data)}: its head alone for {recipe.probe_steps} steps, then the whole model for
+{recipe.steps_for(n)} steps.
 
 ## Evaluation
 
@@ -299,8 +300,9 @@ def build_real(scale: str | Scale = "cpu", out: str | Path | None = None, *, sou
     rc = sc.real
     real_model_folder(source)  # RealModelError (a ValueError) saying what to do, before anything else
     if not (out / "report.json").is_file() or not (out / "fill-mask" / "model.safetensors").is_file():
+        where = "" if out == default_output_dir(sc.name) else f" --out {out}"
         raise ValueError(f"no {sc.name}-scale build in {out} to add the real model to; "
-                         f"run labkit build --scale {sc.name} --real")
+                         f"run labkit build --scale {sc.name} --real{where}")
     _check_writable(out)
     real = load_real(source)
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))

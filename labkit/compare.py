@@ -1,14 +1,14 @@
 """What scale buys: fine-tune two pretrained encoders on the same labels and score both.
 
 The lab's mini-BERT was pretrained on TinyWorld alone; a real encoder (:mod:`labkit.real`)
-was pretrained on a large share of the English web. Give both the same few labelled TinyWorld
+was pretrained on English Wikipedia and books, then trained on about a billion English sentence pairs. Give both the same few labelled TinyWorld
 examples, the same recipe (the transfer experiment's: head alone, then the whole model) and
 the same seeds, then score them twice: on TinyWorld's test split (the world both were
 fine-tuned in) and on the out-of-world probes (:mod:`labkit.data.probes`: everyday English the
 mini model's pretraining never saw). Only the pretrained encoder and its tokenizer differ —
 and the learning rate, each encoder's own (a 22.7M-parameter encoder takes smaller steps).
 
-    rows = compare_encoders([mini, real], data, CompareConfig())
+    rows = compare_encoders([mini, real], data, probes, CompareConfig())
     print(compare_markdown(rows))
 """
 from __future__ import annotations

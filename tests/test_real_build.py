@@ -126,6 +126,7 @@ def test_cli_real_only_on_a_missing_build_is_one_line(tmp_path):
                           str(tmp_path / "none")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "labkit build: error: no ci-scale build" in res.stderr
+    assert f"--real --out {tmp_path / 'none'}" in res.stderr  # the command to run names the same folder
 
 
 def test_cli_real_and_real_only_exclude_each_other():
