@@ -15,15 +15,19 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import build, build_real, default_output_dir
+    from .build import build, build_gpt, build_real, default_output_dir
 
     out = args.out or default_output_dir(args.scale)
+    if args.gpt_only:
+        report = build_gpt(args.scale, out, progress=not args.quiet)
+        print(f"added the mini-GPT to {out} in {report['seconds']['gpt pretraining']:.0f}s; see {out}/report.md")
+        return 0
     if args.real_only:
         report = build_real(args.scale, out, progress=not args.quiet)
         print(f"added the real model's classifiers and the real-vs-mini comparison to {out} in "
               f"{report['seconds']['real']:.0f}s; see {out}/report.md")
         return 0
-    report = build(args.scale, out, transfer=not args.no_transfer, real=args.real, gpt=args.gpt,
+    report = build(args.scale, out, transfer=not args.no_transfer, real=args.real, gpt=not args.no_gpt,
                    progress=not args.quiet)
     print(f"built {len(report['models'])} models into {out} in {report['seconds']['total']:.0f}s"
           + (f" (+{report['seconds']['real']:.0f}s for the real model)" if args.real else "") + f"; see {out}/report.md")
@@ -104,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                            "one (~25 min more at cpu scale on 2 cores; needs the real extra, which make installs)")
     real.add_argument("--real-only", action="store_true",
                       help="only the real-model stage, added to an existing build in --out")
-    b.add_argument("--gpt", action="store_true",
-                   help="also pretrain the mini-GPT by next-token prediction (text-generation; ~2.5 min at cpu scale)")
+    real.add_argument("--gpt-only", action="store_true",
+                      help="only the mini-GPT (next-token pretraining), added to an existing build in --out")
+    b.add_argument("--no-gpt", action="store_true",
+                   help="skip the mini-GPT's next-token pretraining (the text-generation model; ~2 min at cpu scale)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_build)
     d = sub.add_parser("demo", help="serve the Gradio dashboard of the lab's models (building them if missing)")

@@ -1,6 +1,6 @@
 """``labkit build``: the whole foundation-model story, end to end, in one command.
 
-data → tokenizer → masked-LM pretraining → fine-tuning for sentiment, topic, NER, QA and
+data → tokenizer → masked-LM pretraining → next-token pretraining of the mini-GPT → fine-tuning for sentiment, topic, NER, QA and
 EN→ZH translation → evaluation on TinyWorld's test splits (unseen entities) → one Hugging
 Face-format folder per model, plus ``report.json`` and ``report.md``.
 """
@@ -24,8 +24,8 @@ from .training import seeded
 from .transfer import plot_transfer, run_transfer, transfer_markdown
 from .transformer import PreTrainingModel, count_parameters
 
-__all__ = ["Scale", "SCALES", "build", "build_real", "default_output_dir", "ensure_pretrained", "ensure_build",
-           "REAL_PREFIX"]
+__all__ = ["Scale", "SCALES", "build", "build_real", "build_gpt", "default_output_dir", "ensure_pretrained",
+           "ensure_build", "gpt_samples", "REAL_PREFIX"]
 
 REAL_PREFIX = "real-"  # the real model's classifiers sit beside the mini ones: real-sentiment, real-topic
 
@@ -87,12 +87,14 @@ unlabelled corpus ({objectives}), then fine-tuned as below.
 
 
 def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: tuple[str, ...] | None = None,
-          transfer: bool = True, real: bool = False, gpt: bool = False, progress: bool = True, log=print) -> dict:
+          transfer: bool = True, real: bool = False, gpt: bool = True, progress: bool = True, log=print) -> dict:
     """Run the whole pipeline; return the report (also written to out/report.json and out/report.md).
 
     scale: a name in SCALES or a Scale (a variant made with dataclasses.replace).
     tasks: which fine-tuned models to make (default: all of the scale's tasks); the tokenizer
-    and the pretrained model are always made. Each model's new weights and batch order come
+    and the pretrained model are always made.
+    gpt: also pretrain the mini-GPT by next-token prediction, saved as ``out/text-generation``.
+    real: then add the real-model stage (:func:`build_real`). Each model's new weights and batch order come
     from its own training seed, so ``tasks=("topic",)`` gives the topic model of a full build.
     """
     sc = resolve_scale(scale)
@@ -182,6 +184,7 @@ def gpt_samples(model, tokenizer, prompts=GPT_PROMPTS, *, max_new_tokens: int = 
     import torch
 
     from .sampling import SamplingConfig, generate
+    from .translate import join_cjk
 
     out = []
     for prompt in prompts:
@@ -193,7 +196,7 @@ def gpt_samples(model, tokenizer, prompts=GPT_PROMPTS, *, max_new_tokens: int = 
             cfg = replace(cfg, eos_token_id=tokenizer.sep_token_id)
             ids_out = generate(model, ids, cfg=cfg, generator=torch.Generator().manual_seed(seed),
                                pad_token_id=tokenizer.pad_token_id)
-            row[name] = tokenizer.decode(ids_out[0], skip_special_tokens=True)
+            row[name] = join_cjk(tokenizer.decode(ids_out[0], skip_special_tokens=True))
         out.append(row)
     return out
 
@@ -222,7 +225,7 @@ tags: [foundation-model-lab, tinyworld]
 ---
 # TinyWorld mini-GPT (next-token prediction)
 
-Trained by `labkit build --scale {sc.name} --gpt` in the Foundation Model Lab: a {cfg.n_layers}-layer,
+Trained by `labkit build --scale {sc.name}` in the Foundation Model Lab: a {cfg.n_layers}-layer,
 {cfg.d_model}-wide decoder with GPT-2's architecture ({params:,} parameters), pretrained for
 {sc.gpt_pretrain.steps} steps on TinyWorld's unlabelled corpus (English and Chinese) to predict the next
 word piece, with the lab's WordPiece tokenizer. `pipeline("text-generation")` opens it.
@@ -244,6 +247,33 @@ word piece, with the lab's WordPiece tokenizer. `pipeline("text-generation")` op
 """
     save_model(model, tokenizer, out / "text-generation", card=card)
     return {"metrics": res.metrics, "parameters": params, "samples": samples, "steps": sc.gpt_pretrain.steps}
+
+
+def build_gpt(scale: str | Scale = "cpu", out: str | Path | None = None, *, progress: bool = True,
+              log=print) -> dict:
+    """The mini-GPT stage alone, added to an existing build in ``out`` (its corpus and tokenizer):
+    what ``labkit build --gpt-only`` runs for a build made without it. Updates report.json and report.md."""
+    from .tokenization import load_tokenizer
+
+    sc = resolve_scale(scale)
+    out = Path(out) if out is not None else default_output_dir(sc.name)
+    if not (out / "report.json").is_file() or not (out / "tokenizer").is_dir():
+        where = "" if out == default_output_dir(sc.name) else f" --out {out}"
+        raise ValueError(f"no {sc.name}-scale build in {out} to add the mini-GPT to; "
+                         f"run labkit build --scale {sc.name}{where}")
+    _check_writable(out)
+    if not progress:
+        sc = sc.quiet()
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    tokenizer = load_tokenizer(out / "tokenizer")
+    report["models"]["text-generation"] = _build_gpt(sc, tokenizer, load_task("corpus", size=sc.data), out)
+    report.setdefault("seconds", {})["gpt pretraining"] = time.perf_counter() - t0
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    log(f"[{time.perf_counter() - t0:6.1f}s] mini-GPT done: validation perplexity "
+        f"{report['models']['text-generation']['metrics']['perplexity']:.2f}")
+    return report
 
 
 def _real_card(task, data, real, metrics: dict, probe: float, recipe, n: int) -> str:
@@ -403,19 +433,26 @@ def _complete(out: Path, names: tuple[str, ...]) -> bool:
     return all((out / n / "model.safetensors").is_file() for n in names) and (out / "report.json").is_file()
 
 
-def ensure_build(scale: str = "cpu", out: str | Path | None = None, *, real: bool = False, progress: bool = True,
+def ensure_build(scale: str | Scale = "cpu", out: str | Path | None = None, *, real: bool = False, progress: bool = True,
                  log=print) -> Path:
     """The folder of a finished build at this scale, building it first if any model is missing.
 
+    A build made before the mini-GPT joined the build gets it added (:func:`build_gpt`, minutes).
     real: also the real-model stage (:func:`build_real`), run on its own if only it is missing."""
-    out = Path(out) if out is not None else default_output_dir(scale)
-    if not _complete(out, ("fill-mask", *resolve_scale(scale).tasks)):
-        log(f"no complete {scale}-scale build in {out}: building it now (labkit build --scale {scale}"
+    sc = resolve_scale(scale)
+    name = sc.name
+    out = Path(out) if out is not None else default_output_dir(name)
+    if not _complete(out, ("fill-mask", *sc.tasks)):
+        log(f"no complete {name}-scale build in {out}: building it now (labkit build --scale {name}"
             + (" --real)" if real else ")"))
         build(scale, out, real=real, progress=progress, log=log)
-    elif real and not _has_real(out, scale):
-        log(f"the {scale}-scale build in {out} has no real-model stage: adding it now "
-            f"(labkit build --scale {scale} --real-only)")
+        return out
+    if not _complete(out, ("text-generation",)):
+        log(f"the {name}-scale build in {out} has no mini-GPT: adding it now (labkit build --scale {name} --gpt-only)")
+        build_gpt(scale, out, progress=progress, log=log)
+    if real and not _has_real(out, scale):
+        log(f"the {name}-scale build in {out} has no real-model stage: adding it now "
+            f"(labkit build --scale {name} --real-only)")
         build_real(scale, out, progress=progress, log=log)
     return out
 

@@ -41,7 +41,7 @@ class Scale:
     transfer: TransferConfig
     tasks: dict[str, Task] = field(default_factory=lambda: dict(TASKS))  # the tasks a build fine-tunes
     real: RealStageConfig = field(default_factory=RealStageConfig)  # `labkit build --real` (labkit.compare)
-    # `labkit build --gpt`: the mini-GPT's sizes (vocabulary and special ids come from the tokenizer),
+    # the build's mini-GPT (text-generation): its sizes (vocabulary and special ids come from the tokenizer),
     # its next-token pretraining run and block length
     gpt: GPTConfig = field(default_factory=lambda: GPTConfig(d_model=128, n_layers=4, n_heads=4, d_ff=512,
                                                              max_position=256, dropout=0.0))

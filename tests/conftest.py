@@ -31,7 +31,7 @@ def ci_build() -> Path:
     out = default_output_dir("ci")
     if not (out / "report.json").is_file() or not all((out / name / "model.safetensors").is_file()
                                                       for name in ("real-topic", "text-generation")):
-        cmd = [sys.executable, "-m", "labkit", "build", "--scale", "ci", "--real", "--gpt", "--out", str(out), "--quiet"]
+        cmd = [sys.executable, "-m", "labkit", "build", "--scale", "ci", "--real", "--out", str(out), "--quiet"]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
         assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return out

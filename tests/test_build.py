@@ -15,7 +15,7 @@ from labkit.folders import load_model
 from labkit.scales import SCALES
 from labkit.translate import translate
 
-FOLDERS = ("fill-mask", "sentiment", "topic", "ner", "qa", "translation", "text-generation")  # the last: --gpt
+FOLDERS = ("fill-mask", "sentiment", "topic", "ner", "qa", "translation", "text-generation")
 
 
 def test_build_writes_every_model_folder_and_the_report(ci_build):

@@ -233,3 +233,43 @@ def test_the_builds_gpt_opens_with_the_pipeline_and_writes_tinyworld(ci_build):
     theirs = to_hf(model).eval().generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id,
                                           eos_token_id=None)
     assert torch.equal(ours, theirs)
+
+
+def test_gpt_only_adds_the_mini_gpt_to_a_build_made_without_it(ci_build, tmp_path):
+    """labkit build --gpt-only (build_gpt), and ensure_build on a build from before the GPT joined it."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from labkit.build import build_gpt, ensure_build
+    from labkit.scales import SCALES
+
+    out = tmp_path / "ci"
+    shutil.copytree(ci_build, out, ignore=shutil.ignore_patterns("text-generation", "real-*", "*.png"))
+    report = json.loads((out / "report.json").read_text())
+    del report["models"]["text-generation"]
+    (out / "report.json").write_text(json.dumps(report))
+    quick = replace(SCALES["ci"], gpt_pretrain=TrainConfig(steps=3, batch_size=8, lr=3e-3, eval_every=3))
+    logs = []
+    assert ensure_build(quick, out, progress=False, log=logs.append) == out  # adds only what is missing
+    assert logs[0].startswith("the ci-scale build") and "--gpt-only" in logs[0]
+    after = json.loads((out / "report.json").read_text())
+    assert after["models"]["text-generation"]["steps"] == 3
+    assert set(after["models"]) == set(report["models"]) | {"text-generation"}  # nothing else rebuilt or lost
+    assert (out / "text-generation" / "model.safetensors").is_file()
+    assert "gpt pretraining" in after["seconds"] and "The mini-GPT writes" in (out / "report.md").read_text()
+    logs.clear()
+    ensure_build(quick, out, log=logs.append)
+    assert logs == []  # complete now: nothing to do
+    with pytest.raises(ValueError, match="no ci-scale build in .* to add the mini-GPT to"):
+        build_gpt("ci", tmp_path / "empty")
+
+
+def test_cli_gpt_only_on_a_missing_build_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "labkit", "build", "--scale", "ci", "--gpt-only", "--out",
+                          str(tmp_path / "none")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "labkit build: error: no ci-scale build" in res.stderr
