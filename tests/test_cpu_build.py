@@ -1,6 +1,6 @@
 """A finished cpu-scale build, checked against the quality bars and against the figures chapter 05 quotes from it.
 
-A cpu build takes 9–15 minutes on two cores, so the suite does not make one. `make demo` (or
+A cpu build takes about 16 minutes on two cores, so the suite does not make one. `make demo` (or
 `labkit build --scale cpu`) writes it to artifacts/cpu; LABKIT_CPU_BUILD names another folder.
 Without a build these tests skip and say how to get one.
 
@@ -121,3 +121,21 @@ def test_readme_quotes_the_real_stage_of_the_cpu_build(report):
         s = ours[(task, int(n), model)]
         assert abs(float(test) - s["test_mean"]) <= REAL_TOLERANCE, (task, n, model, test, s["test_mean"], REBUILD)
         assert abs(float(probe) - s["probe_mean"]) <= REAL_TOLERANCE, (task, n, model, probe, s["probe_mean"], REBUILD)
+
+
+# The README's mini-GPT table: `| scale | layers × width | parameters | steps | perplexity | seconds |`
+GPT_ROW = re.compile(r"^\| (ci|cpu) \| \d+ × \d+ \| ([\d,]+) \| (\d+) \| ([\d.]+) \| \d+ s \|", re.M)
+
+
+def test_readme_quotes_the_mini_gpt_of_the_cpu_build(report):
+    if "text-generation" not in report["models"]:
+        pytest.skip(f"the cpu build in {FOLDER} has no mini-GPT; add it with labkit build --scale cpu --gpt-only")
+    rows = {scale: (params, steps, ppl) for scale, params, steps, ppl in GPT_ROW.findall(README.read_text(encoding="utf-8"))}
+    assert set(rows) == {"ci", "cpu"}, "the README's mini-GPT table lacks a scale"
+    g = report["models"]["text-generation"]
+    params, steps, ppl = rows["cpu"]
+    assert int(params.replace(",", "")) == g["parameters"] and int(steps) == g["steps"], (rows["cpu"], REBUILD)
+    assert abs(float(ppl) - g["metrics"]["perplexity"]) <= 0.25, (ppl, g["metrics"]["perplexity"], REBUILD)
+    text = " ".join(README.read_text(encoding="utf-8").split())  # one space for every line break
+    assert any(s["prompt"] == "chen wei works at" and f'"{s["greedy"]}"' in text
+               for s in g["samples"]), "the README's greedy sample is not the build's"
