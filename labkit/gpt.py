@@ -17,6 +17,10 @@ Generating one token at a time, the keys and values of every earlier position ne
 computes the projections of the newest token alone. ``labkit.hf`` pairs :class:`GPT` with
 transformers' ``GPT2LMHeadModel``.
 
+The lab's GPT reads the mini-BERT's WordPiece tokens (Chinese one character per token), not GPT-2's
+byte-level BPE: with one tokenizer and one corpus, masked and causal pretraining differ only in
+their objective, which is what chapter 08 compares.
+
 Shape letters: B batch, T new tokens, P cached (past) tokens, S = P + T, C d_model, V vocab
 size, nh heads, hs head size.
 """
