@@ -1,7 +1,7 @@
 """What every demo shares: the model store, the device, input checks, plots.
 
 The models come from one ``labkit build`` folder (``fill-mask``, ``sentiment``, ``topic``,
-``qa``, ``translation``, ...), given to a :class:`ModelStore` when it is made:
+``qa``, ``translation``, ``text-generation``, ...), given to a :class:`ModelStore` when it is made:
 ``ModelStore(build_dir)``. Each app builds its UI from a store passed in
 (``make_demo(store)``), so importing an app loads nothing; run alone
 (``python -m apps.classify``), an app uses :func:`default_build_dir`.
@@ -11,7 +11,7 @@ The models come from one ``labkit build`` folder (``fill-mask``, ``sentiment``, 
 
 A store loads each model on first use, once, on CUDA when there is a GPU and on the CPU
 otherwise. Handlers check their inputs with :func:`clean_text`, :func:`check_length` and
-:func:`check_int` and raise ``gr.Error`` with a sentence a user can act on. The apps wire
+:func:`check_int` (:func:`check_float`) and raise ``gr.Error`` with a sentence a user can act on. The apps wire
 their events with ``preprocess=False``, so an API call with a wrong type (a list for a
 text, "two" for a layer) reaches these checks too instead of failing inside gradio; and
 with ``concurrency_id="model"``, so all model calls share one bounded queue
@@ -43,7 +43,7 @@ from labkit.folders import ModelFolderError, load_model
 from labkit.viz import attention_heatmap
 
 __all__ = ["DEVICE", "DEVICE_NAME", "CONCURRENCY_LIMIT", "TABS", "OPTIONAL_TABS", "ARCHITECTURE_TAB", "LoadedModel", "ModelStore",
-           "default_build_dir", "run_alone", "architecture", "clean_text", "check_length", "check_int",
+           "default_build_dir", "run_alone", "architecture", "clean_text", "check_length", "check_int", "check_float",
            "device_markdown", "heatmap"]
 
 # CUDA when present, else the CPU (MPS is skipped on purpose: the models are tiny, and the
@@ -60,6 +60,7 @@ TABS: dict[str, tuple[str, ...]] = {
     "translation": ("translation",),
     "qa": ("qa",),
     "attention": ("fill-mask",),
+    "text-generation": ("text-generation",),  # the mini-GPT; a build made before it joined the build lacks it
 }
 # tab -> folders a build may also hold (`labkit build --real`), offered beside the defaults when present
 OPTIONAL_TABS: dict[str, tuple[str, ...]] = {
@@ -73,6 +74,7 @@ ARCHITECTURE_TAB = {
     "BertForMaskedLM": "attention",
     "BertForPreTraining": "attention",
     "BertModel": "attention",
+    "GPT2LMHeadModel": "text-generation",
 }
 
 
@@ -274,6 +276,17 @@ def check_int(value, name: str, low: int, high: int) -> int:
     if not low <= int(value) <= high:
         raise gr.Error(f"The {name} must be between {low} and {high}, got {int(value)}.", print_exception=False)
     return int(value)
+
+
+def check_float(value, name: str, low: float, high: float, *, low_inclusive: bool = False) -> float:
+    """``value`` as a float in (low, high] ([low, high] with ``low_inclusive``); gr.Error otherwise."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number:
+        raise gr.Error(f"The {name} must be a number, got {value!r}.", print_exception=False)
+    if not ((value >= low if low_inclusive else value > low) and value <= high):
+        bound = f"at least {low:g}" if low_inclusive else f"greater than {low:g}"
+        raise gr.Error(f"The {name} must be {bound} and at most {high:g}, got {value:g}.", print_exception=False)
+    return float(value)
 
 
 def device_markdown(store: ModelStore, tab: str) -> str:

@@ -4,7 +4,7 @@ The dashboard (``apps/dashboard.py``) shows every model as a tab. Its models com
 build folder, ``$LABKIT_MODELS`` or ``default_output_dir(scale)``, handed to the dashboard
 in a :class:`~apps.common.ModelStore`; ``models`` points single tabs at other Hugging
 Face-format folders instead (the tab is chosen from the folder's ``config.json``: a
-sequence classifier, an encoder–decoder, a QA model or a (masked-LM) BERT).
+sequence classifier, an encoder–decoder, a QA model, a (masked-LM) BERT or a GPT-2 language model).
 """
 from __future__ import annotations
 

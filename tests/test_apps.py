@@ -14,6 +14,7 @@ import pytest
 import apps.attention
 import apps.classify
 import apps.common
+import apps.generate
 import apps.qa
 import apps.translate
 from labkit.folders import ModelFolderError
@@ -206,8 +207,9 @@ def test_models_load_once(store):
 
 def test_point_picks_the_tab_from_the_architecture(ci_build, tmp_path):
     store = apps.common.ModelStore(tmp_path / "no-build")
-    assert [store.point(ci_build / name) for name in ("sentiment", "translation", "qa", "fill-mask", "topic")] == [
-        "classification", "translation", "qa", "attention", "classification"]
+    names = ("sentiment", "translation", "qa", "fill-mask", "topic", "text-generation")
+    assert [store.point(ci_build / name) for name in names] == [
+        "classification", "translation", "qa", "attention", "classification", "text-generation"]
     assert list(store.folders("classification")) == ["sentiment", "topic"]
     with pytest.raises(ModelFolderError, match="holds a BertForTokenClassification"):
         store.point(ci_build / "ner")
@@ -235,7 +237,7 @@ def test_any_hugging_face_bert_folder_opens_in_the_attention_tab(ci_build, tmp_p
 
 @pytest.mark.parametrize("app, endpoints", [
     (apps.classify, {"classify"}), (apps.translate, {"translate"}), (apps.qa, {"answer"}),
-    (apps.attention, {"attention", "token_attention"}),
+    (apps.attention, {"attention", "token_attention"}), (apps.generate, {"generate", "generation_step"}),
 ])
 def test_each_app_is_made_from_the_store_it_is_given(app, endpoints, tmp_path, monkeypatch):
     """make_demo only lays out the page: a store on a folder without models is enough, and nothing loads."""

@@ -1,5 +1,6 @@
 """The dashboard served on 127.0.0.1 and called through gradio_client: every api_name with
-good and bad input, then 20 clients at once; the server must answer after each."""
+good and bad input, then 20 clients at once; the server must answer after each. (The
+text-generation endpoints, /generate and /generation_step, are called in test_app_generate.py.)"""
 from __future__ import annotations
 
 import socket
@@ -11,7 +12,7 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-ENDPOINTS = {"/classify", "/translate", "/answer", "/attention", "/token_attention"}
+ENDPOINTS = {"/classify", "/translate", "/answer", "/attention", "/token_attention", "/generate", "/generation_step"}
 CONTEXT = "In 2008, Guo Jianhua started Orchid Bank. Orchid Bank is based in Istanbul."
 
 

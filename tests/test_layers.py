@@ -53,7 +53,7 @@ def test_importing_the_apps_loads_no_model(tmp_path):
         made = []
         init = apps.common.ModelStore.__init__
         apps.common.ModelStore.__init__ = lambda self, *a, **kw: (made.append(a), init(self, *a, **kw))[1]
-        import apps.attention, apps.classify, apps.dashboard, apps.qa, apps.serve, apps.translate
+        import apps.attention, apps.classify, apps.dashboard, apps.generate, apps.qa, apps.serve, apps.translate
 
         assert made == [], f"stores made at import: {made}"
     """, LABKIT_MODELS=str(tmp_path / "missing"))
