@@ -473,5 +473,5 @@ def ensure_pretrained(scale: str = "cpu", out: str | Path | None = None, *, prog
     out = Path(out) if out is not None else default_output_dir(scale)
     if not _complete(out, ("fill-mask",)):
         log(f"no pretrained {scale}-scale model in {out}: pretraining one now")
-        build(scale, out, tasks=(), transfer=False, progress=progress, log=log)
+        build(scale, out, tasks=(), transfer=False, gpt=False, progress=progress, log=log)
     return load_model(out / "fill-mask")

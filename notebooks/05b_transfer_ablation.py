@@ -333,7 +333,7 @@ def run_ablation(name: str) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         return result
-    return build(ablation_scale(PRETRAIN_VARIANTS[name]), out, tasks=("sentiment",), progress=False)
+    return build(ablation_scale(PRETRAIN_VARIANTS[name]), out, tasks=("sentiment",), gpt=False, progress=False)
 
 
 if RUN_ABLATIONS:
@@ -353,7 +353,7 @@ if RUN_ABLATIONS:
 # base = SCALES["cpu"]
 # variant = replace(base, pretrain=replace(base.pretrain, objectives=(MaskedWords(), NextSentence(candidates=8))),
 #                   transfer=replace(base.transfer, tasks=("sentiment",), label_counts=(32,)))
-# build(variant, "artifacts/cpu-ablations/CLS-objective", tasks=("sentiment",))
+# build(variant, "artifacts/cpu-ablations/CLS-objective", tasks=("sentiment",), gpt=False)
 # ```
 #
 # ## 4 · The results table

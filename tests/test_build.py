@@ -106,7 +106,7 @@ def test_a_one_task_build_gives_the_full_builds_model(ci_build, tmp_path):
     """Each fine-tuned model depends on its own seed, not on which other models were made before it."""
     from safetensors.torch import load_file
 
-    report = build("ci", tmp_path, tasks=("topic",), transfer=False, progress=False, log=lambda *a: None)
+    report = build("ci", tmp_path, tasks=("topic",), transfer=False, gpt=False, progress=False, log=lambda *a: None)
     full = json.loads((ci_build / "report.json").read_text())["models"]
     assert set(report["models"]) == {"fill-mask", "topic"}
     assert report["models"]["fill-mask"]["metrics"] == full["fill-mask"]["metrics"]
@@ -131,7 +131,7 @@ def test_a_variant_scale_builds_as_it_says_and_leaves_SCALES_alone(tmp_path):
                       pretrain=replace(ci.pretrain, salient_probability=0.0,
                                        train=replace(ci.pretrain.train, steps=3, eval_every=3)),
                       finetune={**ci.finetune, "topic": replace(ci.finetune["topic"], steps=2)})
-    report = build(variant, tmp_path, tasks=("topic",), transfer=False, progress=False, log=lambda *a: None)
+    report = build(variant, tmp_path, tasks=("topic",), transfer=False, gpt=False, progress=False, log=lambda *a: None)
     assert SCALES == before and SCALES["ci"] is ci and ci.pretrain.train.steps == 1200
     assert report["scale"] == "ci-short" and report["pretraining"]["steps"] == 3
     assert len(report["pretraining"]["loss_history"]) == 3
