@@ -101,7 +101,8 @@ print(f"LAB_SCALE = {LAB_SCALE!r}, device = {device}, data preset = {SCALE.data!
 # Real pretraining corpora are terabytes of web text; the lab cannot download them and could not
 # train on them in minutes. TinyWorld is a seeded world of people, cities, organisations and
 # products, written out by templates in English and Simplified Chinese: an unlabelled **corpus
-# (语料库)** for pretraining, and five labelled tasks for fine-tuning. Because the lab
+# (语料库)** for pretraining, five labelled tasks for fine-tuning, and instruction chats for
+# tuning an assistant. Because the lab
 # *generates* it, it knows the truth about every sentence — which lets it test honestly, as
 # section 3 shows.
 #

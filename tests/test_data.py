@@ -66,7 +66,7 @@ def mentions(names: list[str], texts: list[str]) -> set[str]:
 
 
 def test_tasks_and_scales_are_the_public_names():
-    assert DATASETS == ("corpus", "sentiment", "topic", "ner", "qa", "translation")
+    assert DATASETS == ("corpus", "sentiment", "topic", "ner", "qa", "translation", "instructions")
     assert SIZES == ("ci", "cpu", "gpu")
 
 
@@ -97,6 +97,8 @@ def test_splits_sizes_and_features(ci, task):
     elif task == "qa":
         assert set(features) == {"id", "title", "context", "question", "answers"}
         assert features["answers"] == Sequence({"text": Value("string"), "answer_start": Value("int32")})
+    elif task == "instructions":
+        assert set(features) == {"messages", "kind", "entity", "answerable", "lang", "value"}
     else:
         assert features["translation"] == Translation(languages=["en", "zh"])
 
@@ -327,7 +329,7 @@ DIGEST_SCRIPT = """
 import hashlib, json
 from labkit.data.tasks import build_rows, split_sizes
 digest = hashlib.sha256()
-for task in ("corpus", "sentiment", "topic", "ner", "qa", "translation"):
+for task in ("corpus", "sentiment", "topic", "ner", "qa", "translation", "instructions"):
     rows = build_rows(task, split_sizes(task, 40), seed=3)
     digest.update(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode())
 print(digest.hexdigest())

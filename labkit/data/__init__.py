@@ -11,6 +11,7 @@ topic      text, label (business / sports / technology / health / politics)
 ner        tokens, ner_tags (BIO over PER, ORG, LOC, DATE, PRODUCT)
 qa         id, title, context, question, answers {text, answer_start} (SQuAD v1.1)
 translation translation {en, zh}
+instructions messages [{role, content}], kind, entity, answerable, lang, value (chats)
 ========== ==================================================================
 
 Everything is generated from the lexicons and templates in ``data/tinyworld`` (see

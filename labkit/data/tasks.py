@@ -1,4 +1,4 @@
-"""The six TinyWorld tasks: their sizes, features and builders.
+"""The TinyWorld datasets (the corpus, six tasks and the instruction chats): sizes, features, builders.
 
 Every task draws its splits from one world (``build_world(seed)``) with its own random
 stream per split. Labelled train splits use the train entity pools and never show a
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Translation, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Sequence, Translation, Value
 
-from labkit.data import corpus, ner, qa, sentiment, topic, translation
+from labkit.data import corpus, instructions, ner, qa, sentiment, topic, translation
 from labkit.data.render import derive_rng
 from labkit.data.world import build_world
 
-DATASETS = ("corpus", "sentiment", "topic", "ner", "qa", "translation")  # the fine-tuning tasks are labkit.tasks.TASKS
+DATASETS = ("corpus", "sentiment", "topic", "ner", "qa", "translation", "instructions")  # the fine-tuning tasks are labkit.tasks.TASKS
 SIZES = ("ci", "cpu", "gpu")  # data presets; the build's scales are labkit.scales.SCALES
 SPLITS = ("train", "validation", "test")
 SENTIMENT_HELDOUT_RATE = 0.3  # share of opinion words drawn from the held-out list in eval splits
@@ -41,6 +41,7 @@ SCALE_SIZES: dict[str, dict[str, tuple[int, int, int]]] = {
     "ner": _LABELLED,
     "qa": _LABELLED,
     "translation": {"ci": (2000, 200, 200), "cpu": (8000, 500, 500), "gpu": (40000, 1000, 2000)},
+    "instructions": {"ci": (2000, 100, 300), "cpu": (6000, 200, 600), "gpu": (30000, 1000, 2000)},
 }
 
 
@@ -77,6 +78,10 @@ def features(task: str) -> Features:
                          "answers": Sequence({"text": Value("string"), "answer_start": Value("int32")})})
     if task == "translation":
         return Features({"translation": Translation(languages=["en", "zh"])})
+    if task == "instructions":
+        return Features({"messages": List({"role": Value("string"), "content": Value("string")}),
+                         "kind": Value("string"), "entity": Value("string"), "answerable": Value("bool"),
+                         "lang": Value("string"), "value": Value("string")})
     raise ValueError(f"unknown task {task!r}; choose one of {DATASETS}")
 
 
@@ -110,6 +115,8 @@ def build_rows(task: str, sizes: SplitSizes, seed: int, *, skew: float = 0.0, ca
         elif task == "translation":
             seen = frozenset(r["translation"]["en"] for done in rows.values() for r in done)
             rows[split] = translation.generate(world, rng, n, exclude=seen, **common)
+        elif task == "instructions":
+            rows[split] = instructions.generate(world, rng, n, heldout=evaluation)
         else:
             raise ValueError(f"unknown task {task!r}; choose one of {DATASETS}")
     return rows
