@@ -40,7 +40,7 @@ REQUIRED = {("sentiment", 32), ("ner", 32), ("ner", 128)}  # the quotes chapter 
 def report() -> dict:
     path = FOLDER / "report.json"
     if not path.is_file():
-        pytest.skip(f"no cpu build in {FOLDER}: run `labkit build --scale cpu` (9–15 minutes) to check its figures")
+        pytest.skip(f"no cpu build in {FOLDER}: run `labkit build --scale cpu` (about 16 minutes on 2 cores) to check its figures")
     report = json.loads(path.read_text(encoding="utf-8"))
     if report.get("scale") != "cpu" or "transfer" not in report:
         pytest.skip(f"{path} is not a cpu build with the transfer grid (built with --no-transfer?)")
