@@ -61,10 +61,10 @@ def finetune_lpft(task, model, tokenizer, ds, cfg: TransferConfig, *, n_train: i
                   test: bool = True) -> FinetuneResult:
     """One run of the experiment's recipe: the head alone for ``cfg.probe_steps`` steps, then the
     whole model for ``cfg.steps_for(n_train)`` steps (``lr``/``probe_lr`` override the config's)."""
-    tc = TrainConfig(steps=cfg.steps_for(n_train), batch_size=cfg.batch_size, lr=lr or cfg.lr, seed=seed,
+    tc = TrainConfig(steps=cfg.steps_for(n_train), batch_size=cfg.batch_size, lr=cfg.lr if lr is None else lr, seed=seed,
                      eval_every=10**9, progress=progress)
     if cfg.probe_steps > 0:
-        probe = replace(tc, steps=cfg.probe_steps, lr=probe_lr or cfg.probe_lr)
+        probe = replace(tc, steps=cfg.probe_steps, lr=cfg.probe_lr if probe_lr is None else probe_lr)
         _train_head_only(model, lambda: finetune(task, model, tokenizer, ds, probe, n_train=n_train,
                                                  validate=False, test=False))
     return finetune(task, model, tokenizer, ds, tc, n_train=n_train, validate=False, test=test)

@@ -111,3 +111,12 @@ def test_unknown_tasks_are_refused():
     tok, mlm = _tiny()
     with pytest.raises(ValueError, match="unknown transfer tasks \\['nope'\\]"):
         run_transfer(mlm, tok, _data(), TransferConfig(tasks=("nope",)))
+
+
+def test_an_explicit_zero_learning_rate_is_refused_not_replaced():
+    """lr=0 and probe_lr=0 are mistakes to report, not 'use the config's rate'."""
+    from labkit.transfer import finetune_lpft
+
+    for kw in ({"lr": 0.0}, {"probe_lr": 0.0}):
+        with pytest.raises(ValueError, match="need lr > 0"):
+            finetune_lpft(None, None, None, None, TransferConfig(), n_train=32, seed=0, **kw)
