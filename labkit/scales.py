@@ -110,6 +110,11 @@ SCALES: dict[str, Scale] = {
         finetune=_finetune(classify=_t(300, 32, 3e-4), ner=_t(400, 32, 5e-4), qa=_t(1000, 32, 5e-4),
                            translation=_t(2000, 128, 5e-4)),
         transfer=TransferConfig(steps_cap=100),
+        # GPT-2's smallest shape at a third of its width and half its depth; 2,000 steps of 64 blocks
+        # of 128 tokens read the 5M-word gpu corpus about three times
+        gpt=GPTConfig(d_model=256, n_layers=6, n_heads=8, d_ff=1024, max_position=256, dropout=0.0),
+        gpt_pretrain=_t(2000, 64, 1e-3),
+        gpt_block_length=128,
     ),
 }
 

@@ -3,13 +3,14 @@ against transformers' ``generate`` with and without its cache, on the same weigh
 
     python scripts/bench_decoding.py                  # the cpu build's translation model (else ci's)
     python scripts/bench_decoding.py --build DIR --sentences 64 --new-tokens 48 --repeats 3
+    python scripts/bench_decoding.py --build artifacts/gpu --device cuda   # on a GPU
 
 Two models:
 
 * translation: the build's encoder–decoder on the first N English test sentences, greedy, up
   to ``--new-tokens`` new tokens (transformers' twin: ``EncoderDecoderModel``);
-* mini-GPT: a ``labkit.gpt.GPT`` of the lab's size (random weights: speed does not depend on what
-  was learnt) on N prompts of 16 tokens, greedy, exactly ``--new-tokens`` new tokens
+* mini-GPT: a ``labkit.gpt.GPT`` of the build's scale's size (cpu's without a build; random weights:
+  speed does not depend on what was learnt) on N prompts of 16 tokens, greedy, exactly ``--new-tokens`` new tokens
   (transformers' twin: ``GPT2LMHeadModel``).
 
 Each timing is the best of ``--repeats`` runs (after one warm-up run); every pair of runs is
@@ -19,6 +20,8 @@ the numbers depend on the machine; the tests check the tokens.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+import json
 import time
 from pathlib import Path
 
@@ -29,19 +32,34 @@ from labkit.build import default_output_dir
 from labkit.data import load_task
 from labkit.folders import load_model
 from labkit.generate import greedy_decode
-from labkit.gpt import GPT, GPTConfig
+from labkit.gpt import GPT
 from labkit.hf import to_hf
 from labkit.sampling import SamplingConfig, generate
+from labkit.scales import SCALES
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # GPU work is queued: time it finished, not when it was launched
 
 
 def best_of(fn, repeats: int) -> tuple[float, torch.Tensor]:
     fn()  # warm-up: first-call allocations and lazy initialisation
     times, out = [], None
     for _ in range(repeats):
+        _sync()
         start = time.perf_counter()
         out = fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return min(times), out
+
+
+def build_scale(build: Path | None) -> str:
+    """The scale a build folder was made at (its report.json), cpu without one."""
+    if build is None or not (build / "report.json").is_file():
+        return "cpu"
+    return json.loads((build / "report.json").read_text(encoding="utf-8"))["scale"]
 
 
 def report(title: str, rows: dict[str, tuple[float, torch.Tensor]], reference: str) -> None:
@@ -51,12 +69,12 @@ def report(title: str, rows: dict[str, tuple[float, torch.Tensor]], reference: s
         print(f"  {name:<42} {1000 * seconds:8.1f} ms   {reference} / this = {base / seconds:5.2f}x")
 
 
-def translation(build: Path, n: int, new_tokens: int, repeats: int) -> None:
+def translation(build: Path, n: int, new_tokens: int, repeats: int, device: torch.device) -> None:
     model, tok = load_model(build / "translation")
-    hf = to_hf(model).eval()
-    size = "cpu" if build.name == "cpu" else "ci"
-    sources = [p["en"] for p in load_task("translation", size=size)["test"][:n]["translation"]]
-    enc = tok(sources, padding=True, return_tensors="pt")
+    model = model.to(device).eval()
+    hf = to_hf(model).to(device).eval()
+    sources = [p["en"] for p in load_task("translation", size=SCALES[build_scale(build)].data)["test"][:n]["translation"]]
+    enc = tok(sources, padding=True, return_tensors="pt").to(device)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     kw = dict(bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id,
               max_new_tokens=new_tokens)
@@ -75,12 +93,13 @@ def translation(build: Path, n: int, new_tokens: int, repeats: int) -> None:
            f"{outs[0].size(1) - 1} written", rows, "transformers generate, cache")
 
 
-def mini_gpt(n: int, new_tokens: int, repeats: int) -> None:
+def mini_gpt(scale: str, n: int, new_tokens: int, repeats: int, device: torch.device) -> None:
     torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=6000, max_position=256, d_model=128, n_layers=4, n_heads=4, d_ff=512, dropout=0.0)
-    model = GPT(cfg).eval()
-    hf = to_hf(model).eval()
-    ids = torch.randint(5, cfg.vocab_size, (n, 16), generator=torch.Generator().manual_seed(1))
+    sc = SCALES[scale]
+    cfg = replace(sc.gpt, vocab_size=sc.vocab_size)
+    model = GPT(cfg).to(device).eval()
+    hf = to_hf(model).to(device).eval()
+    ids = torch.randint(5, cfg.vocab_size, (n, 16), generator=torch.Generator().manual_seed(1)).to(device)
     mask = torch.ones_like(ids)
     sc = SamplingConfig(max_new_tokens=new_tokens)
     hf_kw = dict(attention_mask=mask, do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
@@ -94,7 +113,7 @@ def mini_gpt(n: int, new_tokens: int, repeats: int) -> None:
     }
     outs = [out for _, out in rows.values()]
     assert all(torch.equal(outs[0], o) for o in outs[1:]), "the four runs wrote different tokens"
-    report(f"mini-GPT ({sum(p.numel() for p in model.parameters()):,} parameters): {n} prompts of 16 tokens, "
+    report(f"{scale}-scale mini-GPT ({sum(p.numel() for p in model.parameters()):,} parameters): {n} prompts of 16 tokens, "
            f"greedy, {new_tokens} new tokens", rows, "transformers generate, cache")
 
 
@@ -104,16 +123,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sentences", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is visible to torch; leave --device out to time on the CPU")
+    device = torch.device(args.device)
     hf_logging.disable_progress_bar()
     build = args.build or next((d for d in (default_output_dir("cpu"), default_output_dir("ci"))
                                 if (d / "translation" / "model.safetensors").is_file()), None)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    if build is None:
-        print("no build with a translation model: run labkit build --scale ci (or cpu) first; timing the mini-GPT only")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}")
+    if build is None or not (build / "translation" / "model.safetensors").is_file():
+        print(f"no translation model in {build or 'artifacts/cpu or artifacts/ci'}: timing the mini-GPT only "
+              "(labkit build --scale ci or cpu makes one)")
     else:
-        translation(build, args.sentences, args.new_tokens, args.repeats)
-    mini_gpt(args.sentences, args.new_tokens, args.repeats)
+        translation(build, args.sentences, args.new_tokens, args.repeats, device)
+    mini_gpt(build_scale(build), args.sentences, args.new_tokens, args.repeats, device)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,10 @@ def test_ci_and_gpu_differ_from_cpu_only_where_they_say():
     assert _differences(ci, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "tasks", "transfer",
                                      "real", "gpt", "gpt_pretrain"}
     assert ci.gpt.d_model < CPU.gpt.d_model and ci.gpt_pretrain.steps < CPU.gpt_pretrain.steps
-    assert _differences(gpu, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "transfer"}
+    assert _differences(gpu, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "transfer",
+                                      "gpt", "gpt_pretrain", "gpt_block_length"}
+    assert gpu.gpt.d_model > CPU.gpt.d_model and gpu.gpt.n_layers > CPU.gpt.n_layers
+    assert gpu.gpt_block_length <= gpu.gpt.max_position  # a training block fits the position table
     assert _differences(ci.pretrain, CPU.pretrain) == {"train"}  # same objectives, layout and masking
     assert _differences(gpu.pretrain, CPU.pretrain) == {"train", "block_length"}
     assert ci.pretrain.objectives == gpu.pretrain.objectives == CPU.pretrain.objectives
