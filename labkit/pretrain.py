@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from .masking import IGNORE_INDEX, mask_tokens
 from .nsp import collate_pairs, encode_pairs, make_pairs
 from .objectives import ClsSalientWords, MaskedWords, NextSentence, Objective, PretrainingLoss
-from .training import History, TrainConfig, batches, evaluating, fit, perplexity, seeded
+from .training import History, TrainConfig, batches, evaluating, fit, length_grouped_batches, perplexity, seeded
 from .gpt import GPT
 from .transformer import CausalLM, MaskedLM
 
@@ -52,13 +52,16 @@ def _default_objectives() -> tuple[Objective, ...]:
 class PretrainConfig:
     """What a masked-LM pretraining run trains on and for how long. The defaults are `labkit build`'s."""
 
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3500, batch_size=64, lr=3e-3, eval_every=700))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2500, batch_size=64, lr=3e-3, eval_every=500))
     objectives: tuple[Objective, ...] = field(default_factory=_default_objectives)
     block_length: int = 64  # tokens per training row
     mask_probability: float = 0.15  # BERT's share of chosen tokens
     salient_probability: float = 0.5  # each not-yet-chosen salient word is also masked with this probability
     salient_words: tuple[str, ...] | None = None  # None: the corpus's sentiment lexicon (labkit.data.corpus)
     one_document_per_row: bool = True  # pack_documents rows, else pack_blocks
+    # batches of rows (and of sentence pairs) of similar length, each cut to its longest row: the same
+    # rows every epoch, 40% less padding to compute on for TinyWorld's short documents
+    group_by_length: bool = True
 
     def __post_init__(self):
         if self.block_length < 8:
@@ -213,11 +216,13 @@ def pretraining_batches(tokenizer, texts: Sequence[str], cfg: PretrainConfig) ->
 
     Document rows (``pack_documents`` or ``pack_blocks``) masked as BERT, the salient words
     masked more; with ``salient_labels`` when an objective needs them. With a sentence-pair
-    objective, each rows batch is followed by a batch of masked sentence pairs.
+    objective, each rows batch is followed by a batch of masked sentence pairs. With
+    ``cfg.group_by_length``, a batch holds rows of similar length and is cut to its longest.
     """
     tc = cfg.train
     pack = pack_documents if cfg.one_document_per_row else pack_blocks
     rows = pack(tokenizer, texts, cfg.block_length)  # (N, T)
+    row_lengths = (rows != tokenizer.pad_token_id).sum(1)  # (N,): padding only ever ends a row
     g = torch.Generator().manual_seed(tc.seed)  # every masking draw, in a fixed order
     salient = salient_token_ids(tokenizer, cfg.salient_words) if cfg.uses_salient_words else None
     if salient is not None and len(salient) == 0:
@@ -227,14 +232,20 @@ def pretraining_batches(tokenizer, texts: Sequence[str], cfg: PretrainConfig) ->
     if pair_objective is not None:
         encoded = encode_pairs(tokenizer, make_pairs(texts, seed=tc.seed, candidates=pair_objective.candidates),
                                cfg.block_length)
-        pair_order = batches(len(encoded["labels"]), tc.batch_size, seed=tc.seed)
-    for idx in batches(len(rows), tc.batch_size, seed=tc.seed):
-        m = mask_batch(tokenizer, rows[idx], g, cfg.mask_probability)
+        pair_order = (length_grouped_batches([len(x) for x in encoded["input_ids"]], tc.batch_size, seed=tc.seed)
+                      if cfg.group_by_length else batches(len(encoded["labels"]), tc.batch_size, seed=tc.seed))
+    order = (length_grouped_batches(row_lengths.numpy(), tc.batch_size, seed=tc.seed) if cfg.group_by_length
+             else batches(len(rows), tc.batch_size, seed=tc.seed))
+    for idx in order:
+        block = rows[idx]  # (B, T)
+        if cfg.group_by_length:
+            block = block[:, :int(row_lengths[idx].max())]  # (B, T') with T' the batch's longest row
+        m = mask_batch(tokenizer, block, g, cfg.mask_probability)
         if cfg.salient_probability > 0:
-            m = mask_salient(tokenizer, rows[idx], m, salient, cfg.salient_probability, g)
+            m = mask_salient(tokenizer, block, m, salient, cfg.salient_probability, g)
         batch = {"input_ids": m.input_ids, "labels": m.labels}
-        if (rows[idx] == tokenizer.pad_token_id).any():
-            batch["attention_mask"] = (rows[idx] != tokenizer.pad_token_id).long()
+        if (block == tokenizer.pad_token_id).any():
+            batch["attention_mask"] = (block != tokenizer.pad_token_id).long()
         if wants_salient_labels:
             batch["salient_labels"] = torch.where(torch.isin(m.labels, salient), m.labels, IGNORE_INDEX)
         yield batch

@@ -19,7 +19,7 @@ from torch import nn
 
 from .env import best_device
 
-__all__ = ["TrainConfig", "History", "fit", "seed_everything", "batches", "model_loss", "evaluating", "seeded", "to_device", "pad"]
+__all__ = ["TrainConfig", "History", "fit", "seed_everything", "batches", "length_grouped_batches", "model_loss", "evaluating", "seeded", "to_device", "pad"]
 
 
 @dataclass(kw_only=True)
@@ -121,6 +121,30 @@ def batches(n: int, batch_size: int, *, seed: int, shuffle: bool = True) -> Iter
         order = rng.permutation(n) if shuffle else np.arange(n)
         for i in range(0, n, batch_size):
             yield order[i:i + batch_size].tolist()
+
+
+def length_grouped_batches(lengths, batch_size: int, *, seed: int, megabatch: int = 50) -> Iterator[list[int]]:
+    """Endless index batches of rows of similar length, so a batch padded to its longest row wastes
+    little (transformers' ``group_by_length``): each epoch, shuffle; cut the order into megabatches of
+    ``megabatch * batch_size`` rows; sort each by length (longest first); cut into batches; shuffle the
+    batches. Every row appears once per epoch, as with :func:`batches`."""
+    lengths = np.asarray(lengths)
+    n = len(lengths)
+    if n <= 0:
+        raise ValueError(f"cannot draw batches from an empty data set (n={n})")
+    if megabatch < 1:
+        raise ValueError(f"megabatch must be at least 1, got {megabatch}")
+    rng = np.random.default_rng(seed)
+    size = megabatch * batch_size
+    while True:
+        order = rng.permutation(n)
+        epoch = []
+        for i in range(0, n, size):
+            chunk = order[i:i + size]
+            chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+            epoch += [chunk[j:j + batch_size].tolist() for j in range(0, len(chunk), batch_size)]
+        for k in rng.permutation(len(epoch)):
+            yield epoch[k]
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -160,14 +160,29 @@ def test_pretraining_batches_follow_the_seed_and_the_objectives(tok):
     assert not torch.equal(a[0]["labels"], c[0]["labels"])  # another seed, other rows and masks
     moods = salient_token_ids(tok, MOODS)
     for batch in a:
-        assert set(batch) == {"input_ids", "attention_mask", "labels", "salient_labels"}
-        assert batch["input_ids"].shape == (8, 16)
+        assert set(batch) - {"attention_mask"} == {"input_ids", "labels", "salient_labels"}  # a mask if padded
+        assert batch["input_ids"].shape[0] == 8 and batch["input_ids"].shape[1] <= 16  # cut to its longest row
         chosen = batch["salient_labels"] != IGNORE_INDEX
         assert torch.equal(batch["salient_labels"][chosen], batch["labels"][chosen])  # a subset of the masked words...
         assert torch.isin(batch["salient_labels"][chosen], moods).all()  # ...that are salient
         assert torch.equal(chosen, torch.isin(batch["labels"], moods))  # ...and all of them
     assert any((batch["salient_labels"] != IGNORE_INDEX).any() for batch in a)
     assert all("salient_labels" not in x for x in first(mlm_only(salient_words=MOODS, salient_probability=0.5)))
+
+
+def test_length_grouped_batches_carry_less_padding_and_are_cut_to_their_longest_row(tok):
+    def padding_share(cfg, n=12):
+        it = pretraining_batches(tok, TEXTS * 8, cfg)
+        drawn = [next(it) for _ in range(n)]
+        for batch in drawn:
+            mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"]))
+            assert mask[:, -1].any() or not cfg.group_by_length  # grouped: no column of padding alone
+        total = sum(b["input_ids"].numel() for b in drawn)
+        return sum((b.get("attention_mask", torch.ones_like(b["input_ids"])) == 0).sum().item() for b in drawn) / total
+
+    grouped = padding_share(mlm_only(one_document_per_row=True, train=train(batch_size=8)))
+    plain = padding_share(mlm_only(one_document_per_row=True, group_by_length=False, train=train(batch_size=8)))
+    assert grouped < plain / 2, (grouped, plain)
 
 
 def test_with_next_sentence_rows_and_sentence_pairs_alternate():

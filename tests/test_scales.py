@@ -85,7 +85,7 @@ def _differences(a, b) -> set[str]:
 def test_ci_and_gpu_differ_from_cpu_only_where_they_say():
     ci, gpu = SCALES["ci"], SCALES["gpu"]
     assert _differences(ci, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "tasks", "transfer",
-                                     "real", "gpt", "gpt_pretrain"}
+                                     "real", "gpt", "gpt_pretrain", "instruct"}
     assert ci.gpt.d_model < CPU.gpt.d_model and ci.gpt_pretrain.steps < CPU.gpt_pretrain.steps
     assert _differences(gpu, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "transfer",
                                       "gpt", "gpt_pretrain", "gpt_block_length"}
@@ -97,8 +97,9 @@ def test_ci_and_gpu_differ_from_cpu_only_where_they_say():
     assert _differences(ci.model, CPU.model) == {"vocab_size", "n_decoder_layers", "max_position"}
     assert [n for n in ci.tasks if ci.tasks[n] != CPU.tasks[n]] == ["qa"]
     assert _differences(ci.tasks["qa"], CPU.tasks["qa"]) == {"max_length"}
-    assert _differences(ci.transfer, CPU.transfer) == {"label_counts", "seeds", "steps_cap"}
-    assert _differences(gpu.transfer, CPU.transfer) == {"steps_cap"}
+    # ci: one seed, two budgets, the recipe's default head-only phase (60 steps) and runs of 60 steps
+    assert _differences(ci.transfer, CPU.transfer) == {"label_counts", "seeds", "steps_cap", "probe_steps", "min_steps"}
+    assert _differences(gpu.transfer, CPU.transfer) == {"label_counts", "probe_steps", "min_steps"}  # the full grid
     # the real-model stage: ci runs one seed at 32 labels, on short runs and part of the test split
     assert _differences(ci.real, CPU.real) == {"compare", "classifier"}
     assert _differences(ci.real.compare, CPU.real.compare) == {"label_counts", "seeds", "n_test", "recipe"}

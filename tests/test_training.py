@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.training import (History, TrainConfig, batches, evaluating, fit, lr_at, model_loss, pad, perplexity,
-                             seed_everything, seeded, to_device)
+from labkit.training import (History, TrainConfig, batches, evaluating, fit, length_grouped_batches, lr_at, model_loss,
+                             pad, perplexity, seed_everything, seeded, to_device)
 
 
 class Line(nn.Module):
@@ -177,3 +177,23 @@ def test_seed_everything_and_perplexity():
     seed_everything(3)
     assert torch.equal(a, torch.rand(2))
     assert perplexity(0.0) == 1.0 and perplexity(1e9) == perplexity(50.0) < float("inf")
+
+
+def test_length_grouped_batches_cover_every_row_once_per_epoch_in_batches_of_similar_length():
+    import numpy as np
+
+    lengths = np.random.default_rng(0).integers(1, 65, size=1000)
+    it = length_grouped_batches(lengths, 16, seed=0, megabatch=4)
+    epoch = [next(it) for _ in range(63)]  # 15 megabatches of 64 rows (4 batches each), then 40 rows (3)
+    assert sorted(i for b in epoch for i in b) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in epoch if len(b) == 16])
+    shuffled = np.mean([np.ptp(lengths[b]) for b, _ in zip(batches(1000, 16, seed=0), range(62))])
+    assert spread < shuffled / 3, (spread, shuffled)  # similar lengths within a batch...
+    firsts = [lengths[b[0]] for b in epoch]
+    assert firsts != sorted(firsts, reverse=True)  # ...but the batches come in a shuffled order
+    again, other = length_grouped_batches(lengths, 16, seed=0, megabatch=4), length_grouped_batches(lengths, 16, seed=1)
+    assert [next(again) for _ in range(63)] == epoch and next(other) != epoch[0]
+    with pytest.raises(ValueError, match="empty"):
+        next(length_grouped_batches([], 4, seed=0))
+    with pytest.raises(ValueError, match="megabatch"):
+        next(length_grouped_batches([3, 4], 4, seed=0, megabatch=0))
