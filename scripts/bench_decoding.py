@@ -4,6 +4,7 @@ against transformers' ``generate`` with and without its cache, on the same weigh
     python scripts/bench_decoding.py                  # the cpu build's translation model (else ci's)
     python scripts/bench_decoding.py --build DIR --sentences 64 --new-tokens 48 --repeats 3
     python scripts/bench_decoding.py --build artifacts/gpu --device cuda   # on a GPU
+    python scripts/bench_decoding.py --gpt-scale gpu                       # the gpu-size mini-GPT
 
 Two models:
 
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--gpt-scale", choices=sorted(SCALES), default=None,
+                        help="the mini-GPT's size (default: the build's scale, cpu without a build)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible to torch; leave --device out to time on the CPU")
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
               "(labkit build --scale ci or cpu makes one)")
     else:
         translation(build, args.sentences, args.new_tokens, args.repeats, device)
-    mini_gpt(build_scale(build), args.sentences, args.new_tokens, args.repeats, device)
+    mini_gpt(args.gpt_scale or build_scale(build), args.sentences, args.new_tokens, args.repeats, device)
 
 
 if __name__ == "__main__":

@@ -105,4 +105,14 @@ def test_bench_decoding_runs_and_prints_ratios(ci_build, capsys):
     bench.main(["--build", str(ci_build), "--sentences", "3", "--new-tokens", "4", "--repeats", "1"])
     out = capsys.readouterr().out
     assert out.count("transformers generate, cache / this =") == 8
-    assert "translation (" in out and "mini-GPT (" in out
+    assert "translation (" in out and "ci-scale mini-GPT (" in out  # the build's scale sizes the mini-GPT
+
+
+def test_bench_decoding_refuses_a_missing_gpu_in_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit):
+        _load("bench_decoding").main(["--device", "cuda"])
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
