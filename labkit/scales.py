@@ -84,7 +84,7 @@ _CPU = Scale(
                             max_position=256, dropout=0.0, attention_dropout=0.0),
     pretrain=PretrainConfig(train=_t(2500, 64, 3e-3, 500), block_length=64),
     finetune=_finetune(classify=_t(300, 32, 1e-3), ner=_t(400, 32, 2e-3), qa=_t(700, 32, 2e-3),
-                       translation=_t(450, 64, 2e-3)),
+                       translation=_t(600, 64, 2e-3)),
     # three label budgets (the full set last), three seeds; runs of 70-180 steps (150 after the head's 30,
     # so that a model from scratch sees every one of the 2,000 labelled examples at least once)
     transfer=TransferConfig(label_counts=(32, 128, None), probe_steps=30, min_steps=40, steps_cap=150),
