@@ -38,7 +38,7 @@
 #
 # **Prerequisites.** Chapters 02 (the encoder), 03 (tokenisation) and 05 (fine-tuning).
 # **Estimated time:** about 40 minutes to read and do; the code runs in about 20 s at cpu scale
-# with a build present (the build's real-model stage runs once, about 24 minutes on 2 cores:
+# with a build present (the build's real-model stage runs once, about 25 minutes on 2 cores:
 # `labkit build --scale cpu --real`, or `--real-only` to add it to an existing build).
 #
 # **Map to the source documents.**
