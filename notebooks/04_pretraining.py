@@ -385,12 +385,12 @@ assert REPORT["scale"] == LAB_SCALE and pretraining["steps"] == SCALE.pretrain.t
 assert abs(pretraining["perplexity"] - math.exp(pretraining["loss"])) < 1e-3 * pretraining["perplexity"]  # perplexity = e^loss
 assert pretraining["perplexity"] < V / 10  # far better than a uniform guess at every scale
 if LAB_SCALE == "cpu":  # the figures the text below quotes, with their tolerance
-    assert 0.6 < pretraining["masked_accuracy"] < 0.75 and pretraining["perplexity"] < 6
+    assert 0.55 < pretraining["masked_accuracy"] < 0.7 and pretraining["perplexity"] < 7
 
 # %% [markdown]
 # Read the perplexity as "how many words is the model hesitating between?". At the cpu scale
-# the build's model guesses about two hidden tokens in three exactly right, and its
-# perplexity is below 6: at a typical blank it is about as unsure as a choice among a handful
+# the build's model guesses about three hidden tokens in five exactly right, and its
+# perplexity is below 7: at a typical blank it is about as unsure as a choice among a handful
 # of words, where a uniform guess would hesitate among all $|V|$ pieces of the vocabulary.
 # (At `LAB_SCALE=ci`, the small scale the automated tests run, the model has read far less
 # text and the figures are much weaker.)
@@ -422,14 +422,19 @@ for text in probes:
     fills = fill_mask(mlm, text)[0]
     print(f"{text:<50}", "  ".join(f"{w} {q:.2f}" for w, q in fills))
 if LAB_SCALE == "cpu":  # the fills the text below quotes
-    assert fill_mask(mlm, probes[2])[0][0][0] == "recommend" and fill_mask(mlm, probes[4])[0][0][0] == "样"
+    from labkit.data.sentiment import opinion_words
+
+    positive = {w for heldout in (False, True) for w in opinion_words("positive", heldout)}
+    assert {w for w, _ in fill_mask(mlm, probes[1])[0][:3]} <= positive  # praise after praise
+    assert fill_mask(mlm, probes[4])[0][0][0] == "样" and fill_mask(mlm, probes[2])[0][0][0] != "recommend"
 
 # %% [markdown]
 # How sensible the fills look depends on how long the model was pretrained (the table in §4
-# measured it). At the cpu scale the model's first choice completes "I would [MASK] it to
-# anyone." with *recommend* and 今天天气怎么[MASK]？ with 样; look at the other rows: does the
-# model know what *kind* of word each blank needs, even when it cannot know which one? At the
-# tiny `ci` scale many fills are just frequent tokens.
+# measured it). At the cpu scale the model's first three choices after "The screen is great and
+# the battery is [MASK]." are all words of praise, and it completes 今天天气怎么[MASK]？ with 样;
+# but "I would [MASK] it to anyone." gets a frequent verb, not *recommend*. Look at the other
+# rows: does the model know what *kind* of word each blank needs, even when it cannot know which
+# one? At the tiny `ci` scale many fills are just frequent tokens.
 
 # %% [markdown]
 # Which words of a sentence are easy to guess from their context? Hide each token in turn and

@@ -34,7 +34,7 @@
 # 5. use a classifier as a news monitor, and name the limits of doing so.
 #
 # **Prerequisites.** Chapter 04 (the pretrained mini-BERT). **Estimated time:** about 60
-# minutes to read and do; the code runs in about 75 s at cpu scale with a build present (measured on 2 cores; `run_times.json`).
+# minutes to read and do; the code runs in about 50 s at cpu scale with a build present (measured on 2 cores; `run_times.json`).
 #
 # **Source documents.** doc 001 §3.2 (pretrain → fine-tune → evaluate), §4.1, §5.2
 # (fine-tuning `BertForSequenceClassification`); doc 002 §3.2 (transfer learning), §5.2, §6.2

@@ -36,7 +36,7 @@
 # **Prerequisites.** Chapters 01 (attention and masks), 04 (pretraining) and 05 (fine-tuning).
 #
 # **Estimated time:** about 75 minutes to read and do (the exercises and the open experiment
-# included); the code runs in about 60 s at cpu scale with a build present (measured on 2 cores; `run_times.json`).
+# included); the code runs in about 85 s at cpu scale with a build present (measured on 2 cores; `run_times.json`).
 #
 # **Source documents.** doc 002 §4.3 (transferring a foundation model to machine translation:
 # pretrain, fine-tune, customise), §5.4 (the weather sentence), §6.1 (machine translation as
@@ -373,7 +373,7 @@ assert abs(bleu_by_hand - M.corpus_bleu_zh([hypothesis], [reference])) < 1e-9
 # `N_BEAM` pairs, as the report does. Beam search scores a little higher there.
 #
 # At cpu scale, the scale of the stored outputs, the translator is good: a test BLEU of about
-# 90, and most sentences come out exactly right, names included. The ci build — a smaller
+# 87, and most sentences come out exactly right, names included. The ci build — a smaller
 # model trained for fewer steps, which the automated tests use — scores far lower (below 40);
 # compare the names in its examples below with the references.
 
@@ -423,7 +423,7 @@ if FROM_BUILD:  # the same model, data and decoding as `labkit build`: the same 
     assert abs(bleu_test - built["bleu_greedy"]) < 0.05
     assert abs(bleu_head["greedy"] - built[f"bleu_greedy_first{N_BEAM}"]) < 0.05
     assert abs(bleu_head["beam (4)"] - built[f"bleu_beam4_first{N_BEAM}"]) < 0.05
-    if LAB_SCALE == "cpu":  # "about 90, most sentences right"
+    if LAB_SCALE == "cpu":  # "about 87, most sentences right"
         assert 80 < bleu_test < 98 and exact > 0.5
     if LAB_SCALE == "ci":  # "far lower"
         assert bleu_test < 40
@@ -441,12 +441,12 @@ for en, g, b, ref in list(zip(test_en, outputs["greedy"], outputs["beam (4)"], t
 # character that position writes.
 #
 # Look before you read on: which rows look where you would expect? At cpu scale the rows that
-# write 天气 in the first sentence put most of their weight on *weather*, and the rows that
-# write 上海 on *shanghai*. In the second sentence, which has no *weather*, the rows that write
-# 天气 look at *sunny*. And in neither sentence do the rows that write 今天 look at *today*:
-# they look at the first words (*what*, *is*). Attention shows where the decoder read from, not
-# which word translates which — 今天 can be written from other cues, such as how the sentence
-# begins. In the smaller, briefly trained ci model these alignments need not appear at all, so
+# write 上海 put most of their weight on *shanghai*, a clean word alignment. In the second
+# sentence, which has no *weather*, the rows that write 天气 look at *sunny*. But in the first
+# sentence the rows that write 天气 look at *the*, the word just before *weather*, and the first
+# row that writes 今天 looks at *is* in both sentences, not at *today*. Attention shows where the
+# decoder read from, not which word translates which — a neighbour's vector already carries much
+# of its context, and 今天 can be written from other cues, such as how the sentence begins. In the smaller, briefly trained ci model these alignments need not appear at all, so
 # the checks below run for the cpu build only.
 
 # %%
@@ -489,9 +489,9 @@ for (word, sentence), tokens in found.items():
     if tokens is not None:
         print(f"{sentence:<32} the rows writing {word} look most at {tokens}")
 if LAB_SCALE == "cpu" and FROM_BUILD:
-    assert found["天气", WEATHER_EN] == ["weather", "weather"] and found["上海", SHANGHAI_EN] == ["shanghai", "shanghai"]
-    assert found["天气", SHANGHAI_EN] == ["sunny", "sunny"]
-    assert all(found["今天", s] is not None and "today" not in found["今天", s] for s in (WEATHER_EN, SHANGHAI_EN))
+    assert found["上海", SHANGHAI_EN] == ["shanghai", "shanghai"] and found["天气", SHANGHAI_EN] == ["sunny", "sunny"]
+    assert "weather" not in found["天气", WEATHER_EN] and found["天气", WEATHER_EN][0] == "the"
+    assert all(found["今天", s][0] == "is" for s in (WEATHER_EN, SHANGHAI_EN))
 else:
     print("(the alignment claims above are checked for the cpu build; at this scale, read the map)")
 
@@ -567,11 +567,10 @@ assert in_training >= 1
 #   usually finds translations the model itself rates at least as high (not always) and scores
 #   a little higher BLEU.
 # - BLEU = brevity penalty × geometric mean of clipped 1- to 4-gram precisions, pooled over the
-#   corpus; for Chinese, characters are the tokens. The cpu build scores about 90 on unseen
+#   corpus; for Chinese, characters are the tokens. The cpu build scores about 87 on unseen
 #   sentences; the ci build far less.
-# - Cross-attention can line up like a word alignment (天气 ↔ *weather*, 上海 ↔ *shanghai*),
-#   but it need not (今天 does not look at *today*): it shows where the decoder read from, not
-#   a dictionary.
+# - Cross-attention can line up like a word alignment (上海 ↔ *shanghai*), but it need not
+#   (天气 looks at *the*, 今天 at *is*): it shows where the decoder read from, not a dictionary.
 #
 # ## Exercises
 #

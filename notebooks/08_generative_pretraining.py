@@ -40,7 +40,7 @@
 # first contrasts next-token prediction with masked LM) and 07 (greedy decoding).
 #
 # **Estimated time:** about 90 minutes to read and do (the exercises and the open experiment
-# included); the code runs in about 75 s at cpu scale with a build present.
+# included); the code runs in about 50 s at cpu scale with a build present.
 #
 # **Map to the source documents.**
 #
@@ -580,7 +580,7 @@ index = CorpusIndex(train_texts)
 baseline = index.copied_share(val_texts)
 start = torch.full((48, 1), tokenizer.cls_token_id)  # 48 texts, each from [CLS] alone
 written, copied = {}, {}
-for tau in (0.7, 1.0):
+for tau in (0.3, 1.0):
     cfg = SamplingConfig(max_new_tokens=64, do_sample=True, temperature=tau, eos_token_id=tokenizer.sep_token_id)
     out = generate(gpt, start, cfg=cfg, generator=torch.Generator().manual_seed(0), pad_token_id=tokenizer.pad_token_id)
     written[tau] = [join_cjk(tokenizer.decode(row, skip_special_tokens=True)) for row in out]
@@ -591,10 +591,10 @@ for tau in copied:
     print(f"sampled at τ = {tau}: {copied[tau]:.0%} of {len(index.check(written[tau]))} sentences are copies")
 assert copied[1.0] < baseline  # at τ = 1 the model copies less than TinyWorld itself repeats
 if LAB_SCALE != "ci":  # the ci build's model copies almost nothing at any temperature
-    assert copied[0.7] > 2 * copied[1.0]  # a colder temperature copies more
+    assert copied[0.3] > 2 * copied[1.0]  # a colder temperature copies more
 
 # %%
-checks = index.check(written[0.7] + written[1.0])
+checks = index.check(written[0.3] + written[1.0])
 example_copy = next((c.sentence for c in checks if c.copied), None)
 novel = [c.sentence for c in checks if not c.copied]
 print("copied:", example_copy or "(none)")
