@@ -186,6 +186,7 @@ def cloze_logits(mlm: MaskedLM, tokenizer, prompt: ClozePrompt, texts: Sequence[
                  batch_size: int = 64) -> torch.Tensor:
     """The masked LM's logits of the K verbalizer words at the ``[MASK]``: (N, K), float, on the CPU."""
     model = ClozeClassifier(mlm, prompt.label_word_ids(tokenizer))
+    model.train(mlm.training)  # a new module starts in train mode; evaluating() restores this, i.e. mlm's own mode
     texts, out = _check_texts(texts), []
     device = next(mlm.parameters()).device
     with evaluating(model):

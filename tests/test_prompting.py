@@ -164,3 +164,11 @@ def test_on_the_ci_build_prompts_read_sentiment_and_32_labels_improve_on_zero_sh
     assert sum(s.accuracy for s in trained) / len(trained) > zero + 0.03  # measured 0.778 vs 0.705
     rows = prompt_grid(mlm, tok, data["validation"], PATTERNS["sentiment"][:1], VERBALIZERS["sentiment"][:2])
     assert len(rows) == 2 and "| `{text} It was [MASK].` |" in sensitivity_markdown(rows)
+
+
+def test_scoring_leaves_the_masked_lm_in_the_mode_it_was_in():
+    mlm, tok = _mlm()
+    for mode in (False, True):
+        mlm.train(mode)
+        cloze_logits(mlm, tok, SENTIMENT, ["the red phone"])
+        assert mlm.training is mode and all(m.training is mode for m in mlm.modules())
