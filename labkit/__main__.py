@@ -15,9 +15,15 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import build, build_gpt, build_real, default_output_dir
+    from .build import build, build_assistant, build_gpt, build_real, default_output_dir
 
     out = args.out or default_output_dir(args.scale)
+    if args.assistant_only:
+        report = build_assistant(args.scale, out, progress=not args.quiet)
+        m = report["models"]["assistant"]["metrics"]
+        print(f"added the assistant to {out} in {report['seconds']['assistant']:.0f}s (held-out F1 {m['f1']:.2f}, "
+              f"hallucinations {m['hallucination_rate']:.2f}); see {out}/report.md")
+        return 0
     if args.gpt_only:
         report = build_gpt(args.scale, out, progress=not args.quiet)
         print(f"added the mini-GPT to {out} in {report['seconds']['gpt pretraining']:.0f}s; see {out}/report.md")
@@ -28,8 +34,9 @@ def _build(args: argparse.Namespace) -> int:
               f"{report['seconds']['real']:.0f}s; see {out}/report.md")
         return 0
     report = build(args.scale, out, transfer=not args.no_transfer, real=args.real, gpt=not args.no_gpt,
-                   progress=not args.quiet)
+                   assistant=args.assistant, progress=not args.quiet)
     print(f"built {len(report['models'])} models into {out} in {report['seconds']['total']:.0f}s"
+          + (f" (+{report['seconds']['assistant']:.0f}s for the assistant)" if args.assistant else "")
           + (f" (+{report['seconds']['real']:.0f}s for the real model)" if args.real else "") + f"; see {out}/report.md")
     return 0
 
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="show library versions and the device the lab will use").set_defaults(func=_info)
     b = sub.add_parser("build", help="train the tokenizer, pretrain, fine-tune every task, evaluate, save")
     b.add_argument("--scale", choices=scales, default="cpu",
-                   help="ci: ~4 min smoke run; cpu: the full lab on a laptop (~16 min on 2 cores); gpu: bigger, for one GPU")
+                   help="ci: ~4 min smoke run; cpu: the full lab on a laptop (~9 min on 2 cores); gpu: bigger, for one GPU")
     b.add_argument("--out", default=None, help="output folder (default: $LABKIT_ARTIFACTS/<scale> or artifacts/<scale>)")
     b.add_argument("--no-transfer", action="store_true", help="skip the pretrained-vs-scratch transfer experiment")
     real = b.add_mutually_exclusive_group()
@@ -110,8 +117,14 @@ def main(argv: list[str] | None = None) -> int:
                       help="only the real-model stage, added to an existing build in --out")
     real.add_argument("--gpt-only", action="store_true",
                       help="only the mini-GPT (next-token pretraining), added to an existing build in --out")
+    real.add_argument("--assistant-only", action="store_true",
+                      help="only the assistant (instruction tuning of the build's mini-GPT), added to an existing "
+                           "build in --out")
+    b.add_argument("--assistant", action="store_true",
+                   help="also instruction-tune the mini-GPT into a TinyWorld chat assistant, saved as assistant/ "
+                        "(~5 min more at cpu scale on 2 cores)")
     b.add_argument("--no-gpt", action="store_true",
-                   help="skip the mini-GPT's next-token pretraining (the text-generation model; ~2 min at cpu scale)")
+                   help="skip the mini-GPT's next-token pretraining (the text-generation model; ~1.5 min at cpu scale)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_build)
     d = sub.add_parser("demo", help="serve the Gradio dashboard of the lab's models (building them if missing)")
@@ -142,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--timeout", metavar="SECONDS", type=_positive_seconds, default=60.0,
                    help="time limit of one exercise cell (default 60)")
     args = parser.parse_args(argv)
+    if args.command == "build" and args.assistant:  # one line each, as argparse's own errors
+        if args.no_gpt:
+            b.error("argument --assistant: not allowed with --no-gpt (the assistant is tuned from the mini-GPT)")
+        if other := next((f for f in ("real_only", "gpt_only", "assistant_only") if getattr(args, f)), None):
+            b.error(f"argument --assistant: not allowed with --{other.replace('_', '-')} (to add the assistant to "
+                    f"an existing build, use --assistant-only alone)")
     try:
         return args.func(args)
     except (ValueError, PermissionError, FileNotFoundError) as err:  # bad input: one line, no traceback

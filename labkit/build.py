@@ -24,10 +24,11 @@ from .training import seeded
 from .transfer import plot_transfer, run_transfer, transfer_markdown
 from .transformer import PreTrainingModel, count_parameters
 
-__all__ = ["Scale", "SCALES", "build", "build_real", "build_gpt", "default_output_dir", "ensure_pretrained",
-           "ensure_build", "gpt_samples", "REAL_PREFIX"]
+__all__ = ["Scale", "SCALES", "build", "build_real", "build_gpt", "build_assistant", "default_output_dir",
+           "ensure_pretrained", "ensure_build", "gpt_samples", "REAL_PREFIX", "ASSISTANT"]
 
 REAL_PREFIX = "real-"  # the real model's classifiers sit beside the mini ones: real-sentiment, real-topic
+ASSISTANT = "assistant"  # the instruction-tuned mini-GPT's folder (`labkit build --assistant`)
 
 
 def _artifacts_root() -> Path:
@@ -87,17 +88,21 @@ unlabelled corpus ({objectives}), then fine-tuned as below.
 
 
 def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: tuple[str, ...] | None = None,
-          transfer: bool = True, real: bool = False, gpt: bool = True, progress: bool = True, log=print) -> dict:
+          transfer: bool = True, real: bool = False, gpt: bool = True, assistant: bool = False, progress: bool = True,
+          log=print) -> dict:
     """Run the whole pipeline; return the report (also written to out/report.json and out/report.md).
 
     scale: a name in SCALES or a Scale (a variant made with dataclasses.replace).
     tasks: which fine-tuned models to make (default: all of the scale's tasks); the tokenizer
     and the pretrained model are always made.
     gpt: also pretrain the mini-GPT by next-token prediction, saved as ``out/text-generation``.
+    assistant: then instruction-tune the mini-GPT into a TinyWorld assistant (:func:`build_assistant`; needs gpt).
     real: then add the real-model stage (:func:`build_real`). Each model's new weights and batch order come
     from its own training seed, so ``tasks=("topic",)`` gives the topic model of a full build.
     """
     sc = resolve_scale(scale)
+    if assistant and not gpt:
+        raise ValueError("the assistant is instruction-tuned from the mini-GPT: build with gpt=True (without --no-gpt)")
     tasks = tuple(sc.tasks) if tasks is None else tuple(tasks)
     if unknown := [t for t in tasks if t not in sc.tasks]:
         raise ValueError(f"unknown tasks {unknown}; choose from {list(sc.tasks)}")
@@ -171,6 +176,8 @@ def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: t
     report["seconds"] = {**times, "total": time.perf_counter() - t0}
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    if assistant:
+        report = build_assistant(sc, out, progress=progress, log=log)
     if real:
         report = build_real(sc, out, progress=progress, log=log)
     return report
@@ -273,6 +280,136 @@ def build_gpt(scale: str | Scale = "cpu", out: str | Path | None = None, *, prog
     (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
     log(f"[{time.perf_counter() - t0:6.1f}s] mini-GPT done: validation perplexity "
         f"{report['models']['text-generation']['metrics']['perplexity']:.2f}")
+    return report
+
+
+ASSISTANT_METRICS = ("exact_match", "f1", "correct", "refusal_rate", "false_refusal_rate", "hallucination_rate")
+_METRIC_WORDS = {"exact_match": "exact match (answerable questions)", "f1": "token F1 (answerable questions)",
+                 "correct": "replies that state the right fact (answerable questions)",
+                 "refusal_rate": "refusals on questions about entities not in TinyWorld (higher is better)",
+                 "false_refusal_rate": "refusals on answerable questions (lower is better)",
+                 "hallucination_rate": "confident wrong replies, all questions (lower is better)"}
+
+
+def _no_nan(table: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """A table of metrics with NaN (no rows of that sort) as None, so report.json stays standard JSON."""
+    return {k: {m: (None if v != v else v) for m, v in row.items()} for k, row in table.items()}
+
+
+def _assistant_samples(rows: list, replies: list[str]) -> list[dict]:
+    """One held-out chat per group and language (fact, service, unknown × en, zh) with the reply given;
+    "row" is its index in the test split."""
+    from .instruct import group_of
+
+    seen, out = set(), []
+    for i, (row, reply) in enumerate(zip(rows, replies)):
+        key = (group_of(row["kind"], row["answerable"]), row["lang"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"row": i, "group": key[0], "lang": key[1], "question": row["messages"][-2]["content"],
+                    "expected": row["messages"][-1]["content"], "reply": reply})
+    return sorted(out, key=lambda s: (("fact", "service", "unknown").index(s["group"]), s["lang"]))
+
+
+def _assistant_card(sc: Scale, cfg, entry: dict) -> str:
+    m = entry["metrics"]
+    rows = "\n".join(f"| {_METRIC_WORDS[k]} | {m[k]:.3f} |" for k in ASSISTANT_METRICS if k in m)
+    samples = "\n".join(f"- ({s['group']}, {s['lang']}) `{s['question']}` → `{s['reply']}` (expected: "
+                        f"`{s['expected']}`)" for s in entry["samples"])
+    return f"""---
+license: mit
+language: [en, zh]
+library_name: transformers
+pipeline_tag: text-generation
+tags: [foundation-model-lab, tinyworld, instruction-tuning]
+---
+# TinyWorld assistant (the mini-GPT after instruction tuning)
+
+Made by `labkit build --scale {sc.name} --assistant` in the Foundation Model Lab: the build's mini-GPT
+(`text-generation`, {entry["parameters"]:,} parameters, GPT-2's architecture) fine-tuned for {entry["steps"]} steps
+of {cfg.train.batch_size} chats on {entry["n_chats"]:,} TinyWorld conversations (`load_task("instructions")`:
+questions about the world's people, companies and products, customer-service requests answered from a
+service card in the system turn, and questions about entities that do not exist, answered with a refusal),
+with the next-token loss on the assistant's words only (`labkit.instruct.instruction_tune`).
+
+The tokenizer carries the lab's chat template, so
+`tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)` writes the prompt
+(`[CLS]user : ... [SEP]assistant :`); the reply ends at `[SEP]`. `labkit.instruct.answer` does both.
+
+## Evaluation (TinyWorld's {entry["n_test"]} held-out test chats, about entities never in a training chat)
+
+| metric | value |
+|---|---|
+{rows}
+
+## Replies to held-out questions (greedy)
+
+{samples}
+
+## Limits
+- It only knows TinyWorld, a small synthetic world written for teaching, and only what its training
+  chats asked about. It **makes things up**: asked about someone it has never seen, it often answers
+  confidently and wrongly (the hallucination rate above) instead of refusing.
+- Tiny by design ({entry["parameters"]:,} parameters); it lowercases what it reads. Do not use it outside the lab.
+"""
+
+
+def build_assistant(scale: str | Scale = "cpu", out: str | Path | None = None, *, progress: bool = True,
+                    log=print) -> dict:
+    """Instruction-tune the build's mini-GPT into a TinyWorld assistant: what ``labkit build --assistant``
+    (after the mini-GPT) and ``--assistant-only`` (added to an existing build in ``out``) run.
+
+    1. open ``out/text-generation`` and its tokenizer, and give the tokenizer the chat template;
+    2. fine-tune a copy on ``load_task("instructions")``'s training chats with the scale's
+       :class:`~labkit.instruct.InstructConfig` (``Scale.instruct``), loss on the assistant's words only;
+    3. score it on the held-out test chats (:func:`~labkit.instruct.evaluate_assistant`);
+    4. save it as ``out/assistant`` (a GPT2LMHeadModel folder whose tokenizer has the chat template) with a
+       model card, and add ``report["models"]["assistant"]`` and ``report["seconds"]["assistant"]`` to
+       report.json and report.md.
+    """
+    from .folders import load_model
+    from .instruct import evaluate_assistant, instruction_tune, with_chat_template
+
+    sc = resolve_scale(scale)
+    out = Path(out) if out is not None else default_output_dir(sc.name)
+    where = "" if out == default_output_dir(sc.name) else f" --out {out}"
+    if not (out / "report.json").is_file():
+        raise ValueError(f"no {sc.name}-scale build in {out} to add the assistant to; "
+                         f"run labkit build --scale {sc.name} --assistant{where}")
+    if not (out / "text-generation" / "model.safetensors").is_file():
+        raise ValueError(f"the {sc.name}-scale build in {out} has no mini-GPT to instruction-tune; "
+                         f"run labkit build --scale {sc.name} --gpt-only{where} first")
+    _check_writable(out)
+    cfg = sc.instruct
+    if not progress:
+        cfg = replace(cfg, train=replace(cfg.train, progress=False))
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    model, tokenizer = load_model(out / "text-generation")
+    with_chat_template(tokenizer)
+    data = load_task("instructions", size=sc.data)
+    res = instruction_tune(model, tokenizer, list(data["train"]), cfg)
+    log(f"[{time.perf_counter() - t0:6.1f}s] instruction tuning done: {res.n_chats:,} chats, {cfg.train.steps} steps, "
+        f"loss {res.history.loss[0]:.2f} → {res.history.loss[-1]:.2f}")
+    test = list(data["test"])
+    scores = evaluate_assistant(model, tokenizer, test, cfg)
+    model = model.cpu().eval()
+    metrics = {k: scores.overall[k] for k in ASSISTANT_METRICS if scores.overall[k] == scores.overall[k]}  # no NaN
+    entry = {"metrics": metrics, "parameters": count_parameters(model), "steps": cfg.train.steps,
+             "n_chats": res.n_chats, "n_dropped": res.n_dropped, "n_test": len(test),
+             "train_seconds": res.seconds, "max_length": cfg.max_length,
+             "by_group": _no_nan(scores.by_group), "by_lang": _no_nan(scores.by_lang),
+             "samples": _assistant_samples(test, scores.replies)}
+    save_model(model, tokenizer, out / ASSISTANT, card=_assistant_card(sc, cfg, entry))
+    report["models"][ASSISTANT] = entry
+    report.setdefault("seconds", {})["assistant"] = time.perf_counter() - t0
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    o = scores.overall
+    log(f"[{report['seconds']['assistant']:6.1f}s] assistant done: held-out exact match {o['exact_match']:.2f}, "
+        f"F1 {o['f1']:.2f}, refusals {o['refusal_rate']:.2f}, false refusals {o['false_refusal_rate']:.2f}, "
+        f"hallucinations {o['hallucination_rate']:.2f}")
     return report
 
 
@@ -409,6 +546,26 @@ def report_markdown(report: dict) -> str:
                   "| prompt | greedy | sampled (temperature 0.8, top-p 0.9) |", "|---|---|---|"]
         lines += [f"| {s['prompt']} | {s['greedy']} | {s['sampled']} |" for s in g["samples"]]
         lines.append("")
+    if ASSISTANT in report["models"]:
+        a = report["models"][ASSISTANT]
+
+        def cell(v):
+            return "–" if v is None else f"{v:.2f}"
+
+        lines += ["## The assistant (the mini-GPT after instruction tuning)", "",
+                  f"{a['steps']} steps on {a['n_chats']:,} TinyWorld chats (loss on the assistant's words only); "
+                  f"scored on {a['n_test']} held-out chats about entities never in a training chat. It only knows "
+                  f"TinyWorld, and it makes things up.", "",
+                  "| rows | n | exact match | F1 | correct | refusals (unknown entities) | false refusals | "
+                  "hallucinations |", "|---|---|---|---|---|---|---|---|"]
+        groups = [("all", {**a["metrics"], "n": a["n_test"]})] + [(f"lang {k}", v) for k, v in a["by_lang"].items()] \
+            + [(f"group {k}", v) for k, v in a["by_group"].items()]
+        for name, m in groups:
+            lines.append(f"| {name} | {m['n']} | " + " | ".join(cell(m.get(k)) for k in ASSISTANT_METRICS) + " |")
+        lines += ["", "| group | language | question | reply | expected |", "|---|---|---|---|---|"]
+        lines += [f"| {s['group']} | {s['lang']} | {s['question']} | {s['reply']} | {s['expected']} |"
+                  for s in a["samples"]]
+        lines.append("")
     if "transfer" in report:
         lines += ["## Transfer: pretrained vs random initialisation", "", transfer_markdown(report["transfer"]), ""]
     if "real" in report:
@@ -433,23 +590,28 @@ def _complete(out: Path, names: tuple[str, ...]) -> bool:
     return all((out / n / "model.safetensors").is_file() for n in names) and (out / "report.json").is_file()
 
 
-def ensure_build(scale: str | Scale = "cpu", out: str | Path | None = None, *, real: bool = False, progress: bool = True,
-                 log=print) -> Path:
+def ensure_build(scale: str | Scale = "cpu", out: str | Path | None = None, *, real: bool = False,
+                 assistant: bool = False, progress: bool = True, log=print) -> Path:
     """The folder of a finished build at this scale, building it first if any model is missing.
 
     A build made before the mini-GPT joined the build gets it added (:func:`build_gpt`, minutes).
-    real: also the real-model stage (:func:`build_real`), run on its own if only it is missing."""
+    real: also the real-model stage (:func:`build_real`), run on its own if only it is missing.
+    assistant: also the instruction-tuned assistant (:func:`build_assistant`), added if missing."""
     sc = resolve_scale(scale)
     name = sc.name
     out = Path(out) if out is not None else default_output_dir(name)
     if not _complete(out, ("fill-mask", *sc.tasks)):
         log(f"no complete {name}-scale build in {out}: building it now (labkit build --scale {name}"
-            + (" --real)" if real else ")"))
-        build(scale, out, real=real, progress=progress, log=log)
+            + (" --assistant" if assistant else "") + (" --real)" if real else ")"))
+        build(scale, out, real=real, assistant=assistant, progress=progress, log=log)
         return out
     if not _complete(out, ("text-generation",)):
         log(f"the {name}-scale build in {out} has no mini-GPT: adding it now (labkit build --scale {name} --gpt-only)")
         build_gpt(scale, out, progress=progress, log=log)
+    if assistant and not _complete(out, (ASSISTANT,)):
+        log(f"the {name}-scale build in {out} has no assistant: adding it now "
+            f"(labkit build --scale {name} --assistant-only)")
+        build_assistant(scale, out, progress=progress, log=log)
     if real and not _has_real(out, scale):
         log(f"the {name}-scale build in {out} has no real-model stage: adding it now "
             f"(labkit build --scale {name} --real-only)")
