@@ -61,10 +61,12 @@ TABS: dict[str, tuple[str, ...]] = {
     "qa": ("qa",),
     "attention": ("fill-mask",),
     "text-generation": ("text-generation",),  # the mini-GPT; a build made before it joined the build lacks it
+    "chat": (),  # the instruction-tuned mini-GPT, an optional stage (labkit build --assistant): see OPTIONAL_TABS
 }
 # tab -> folders a build may also hold (`labkit build --real`), offered beside the defaults when present
 OPTIONAL_TABS: dict[str, tuple[str, ...]] = {
     "classification": ("real-sentiment", "real-topic"),
+    "chat": ("assistant",),  # labkit build --assistant (or --assistant-only)
 }
 # config.json "architectures"[0] -> the tab that can show such a model
 ARCHITECTURE_TAB = {
@@ -143,6 +145,8 @@ class ModelStore:
         """
         folder = Path(folder)
         tab = ARCHITECTURE_TAB.get(architecture(folder))
+        if tab == "text-generation" and (folder / "chat_template.jinja").is_file():
+            tab = "chat"  # a GPT whose tokenizer has a chat template: an instruction-tuned assistant
         if tab is None:
             raise ModelFolderError(f"{folder} holds a {architecture(folder)}; the demo shows "
                                    f"{', '.join(sorted(ARCHITECTURE_TAB))}")

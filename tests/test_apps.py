@@ -12,6 +12,7 @@ import gradio as gr
 import pytest
 
 import apps.attention
+import apps.chat
 import apps.classify
 import apps.common
 import apps.generate
@@ -238,6 +239,7 @@ def test_any_hugging_face_bert_folder_opens_in_the_attention_tab(ci_build, tmp_p
 @pytest.mark.parametrize("app, endpoints", [
     (apps.classify, {"classify"}), (apps.translate, {"translate"}), (apps.qa, {"answer"}),
     (apps.attention, {"attention", "token_attention"}), (apps.generate, {"generate", "generation_step"}),
+    (apps.chat, {"chat"}),
 ])
 def test_each_app_is_made_from_the_store_it_is_given(app, endpoints, tmp_path, monkeypatch):
     """make_demo only lays out the page: a store on a folder without models is enough, and nothing loads."""

@@ -12,7 +12,8 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-ENDPOINTS = {"/classify", "/translate", "/answer", "/attention", "/token_attention", "/generate", "/generation_step"}
+ENDPOINTS = {"/classify", "/translate", "/answer", "/attention", "/token_attention", "/generate", "/generation_step",
+             "/chat"}
 CONTEXT = "In 2008, Guo Jianhua started Orchid Bank. Orchid Bank is based in Istanbul."
 
 
