@@ -65,7 +65,7 @@ def _missing_message(store: ModelStore) -> str:
     scale = store.report().get("scale") or store.build_dir.name
     return (f"This build ({store.build_dir}) has no assistant: instruction tuning is an optional stage of "
             f"`labkit build`. Run `labkit build --scale {scale} --assistant-only --out {store.build_dir}` (about "
-            f"5 minutes at cpu scale), then restart `labkit demo`. The other tabs work meanwhile.")
+            f"4 minutes at cpu scale), then restart `labkit demo`. The other tabs work meanwhile.")
 
 
 def _model(store: ModelStore):

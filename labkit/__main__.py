@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                            "build in --out")
     b.add_argument("--assistant", action="store_true",
                    help="also instruction-tune the mini-GPT into a TinyWorld chat assistant, saved as assistant/ "
-                        "(~5 min more at cpu scale on 2 cores)")
+                        "(~4 min more at cpu scale on 2 cores)")
     b.add_argument("--no-gpt", action="store_true",
                    help="skip the mini-GPT's next-token pretraining (the text-generation model; ~1.5 min at cpu scale)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")

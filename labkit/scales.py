@@ -50,7 +50,7 @@ class Scale:
                                                                          eval_every=350))
     gpt_block_length: int = 64
     # `labkit build --assistant`: instruction tuning of the mini-GPT into a TinyWorld assistant (labkit.instruct);
-    # the default is the cpu measurement (600 steps of 16 chats, about 5 minutes on one CPU thread)
+    # the default is the cpu measurement (600 steps of 16 chats, 218 s on 2 cores: held-out F1 0.52, hallucinations 0.56)
     instruct: InstructConfig = field(default_factory=InstructConfig)
 
     def __post_init__(self):
