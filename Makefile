@@ -40,7 +40,7 @@ lab: install
 	$(BIN)/jupyter lab notebooks/
 
 # The stored outputs readers see on GitHub and Colab come from the cpu scale, with the cpu build
-# present (built first when missing, about 9 minutes on 2 cores); each chapter's run time is measured and
+# present (built first when missing, about 8 minutes on 2 cores); each chapter's run time is measured and
 # written to notebooks/run_times.json.
 notebooks: install
 	test -f artifacts/cpu/report.json || $(BIN)/python -m labkit build --scale cpu

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="show library versions and the device the lab will use").set_defaults(func=_info)
     b = sub.add_parser("build", help="train the tokenizer, pretrain, fine-tune every task, evaluate, save")
     b.add_argument("--scale", choices=scales, default="cpu",
-                   help="ci: ~4 min smoke run; cpu: the full lab on a laptop (~9 min on 2 cores); gpu: bigger, for one GPU")
+                   help="ci: ~4 min smoke run; cpu: the full lab on a laptop (~8 min on 2 cores); gpu: bigger, for one GPU")
     b.add_argument("--out", default=None, help="output folder (default: $LABKIT_ARTIFACTS/<scale> or artifacts/<scale>)")
     b.add_argument("--no-transfer", action="store_true", help="skip the pretrained-vs-scratch transfer experiment")
     real = b.add_mutually_exclusive_group()

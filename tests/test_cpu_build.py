@@ -1,6 +1,6 @@
 """A finished cpu-scale build, checked against the quality bars and against the figures chapter 05 quotes from it.
 
-A cpu build takes about 9 minutes on two cores, so the suite does not make one. `make demo` (or
+A cpu build takes about 8 minutes on two cores, so the suite does not make one. `make demo` (or
 `labkit build --scale cpu`) writes it to artifacts/cpu; LABKIT_CPU_BUILD names another folder.
 Without a build these tests skip and say how to get one.
 
@@ -40,7 +40,7 @@ REQUIRED = {("sentiment", 32), ("ner", 32), ("ner", 128)}  # the quotes chapter 
 def report() -> dict:
     path = FOLDER / "report.json"
     if not path.is_file():
-        pytest.skip(f"no cpu build in {FOLDER}: run `labkit build --scale cpu` (about 9 minutes on 2 cores) to check its figures")
+        pytest.skip(f"no cpu build in {FOLDER}: run `labkit build --scale cpu` (about 8 minutes on 2 cores) to check its figures")
     report = json.loads(path.read_text(encoding="utf-8"))
     if report.get("scale") != "cpu" or "transfer" not in report:
         pytest.skip(f"{path} is not a cpu build with the transfer grid (built with --no-transfer?)")
