@@ -15,9 +15,14 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import build, build_assistant, build_gpt, build_real, default_output_dir
+    from .build import build, build_assistant, build_gpt, build_prompting, build_real, default_output_dir
 
     out = args.out or default_output_dir(args.scale)
+    if args.prompting_only:
+        report = build_prompting(args.scale, out, progress=not args.quiet)
+        print(f"added the prompting comparison to {out} in {report['seconds']['prompting']:.0f}s; "
+              f"see {out}/report.md and {out}/prompting.png")
+        return 0
     if args.assistant_only:
         report = build_assistant(args.scale, out, progress=not args.quiet)
         m = report["models"]["assistant"]["metrics"]
@@ -120,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--assistant-only", action="store_true",
                       help="only the assistant (instruction tuning of the build's mini-GPT), added to an existing "
                            "build in --out")
+    real.add_argument("--prompting-only", action="store_true",
+                      help="only the prompting comparison (cloze prompts, soft prompts and fine-tuning at 0, 32 and "
+                           "128 labels on the build's masked LM; ~4 min at cpu scale), added to an existing build "
+                           "in --out")
     b.add_argument("--assistant", action="store_true",
                    help="also instruction-tune the mini-GPT into a TinyWorld chat assistant, saved as assistant/ "
                         "(~4 min more at cpu scale on 2 cores)")
@@ -158,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build" and args.assistant:  # one line each, as argparse's own errors
         if args.no_gpt:
             b.error("argument --assistant: not allowed with --no-gpt (the assistant is tuned from the mini-GPT)")
-        if other := next((f for f in ("real_only", "gpt_only", "assistant_only") if getattr(args, f)), None):
+        if other := next((f for f in ("real_only", "gpt_only", "assistant_only", "prompting_only") if getattr(args, f)), None):
             b.error(f"argument --assistant: not allowed with --{other.replace('_', '-')} (to add the assistant to "
                     f"an existing build, use --assistant-only alone)")
     try:

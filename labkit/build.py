@@ -211,6 +211,7 @@ def gpt_samples(model, tokenizer, prompts=GPT_PROMPTS, *, max_new_tokens: int = 
 def _build_gpt(sc: Scale, tokenizer, corpus, out: Path) -> dict:
     """Pretrain the scale's mini-GPT by next-token prediction; save it as ``out/text-generation``."""
     from .gpt import GPT
+    from .in_context import evaluate_in_context, in_context_markdown
     from .pretrain import pretrain_clm
 
     cfg = replace(sc.gpt, vocab_size=len(tokenizer), bos_token_id=tokenizer.cls_token_id,
@@ -221,6 +222,7 @@ def _build_gpt(sc: Scale, tokenizer, corpus, out: Path) -> dict:
                        sc.gpt_pretrain, block_length=sc.gpt_block_length)
     model = model.cpu().eval()
     samples = gpt_samples(model, tokenizer)
+    in_context = evaluate_in_context(model, tokenizer)  # held-out k-shot prompts (labkit.in_context)
     params = count_parameters(model)
     lines = "\n".join(f"- `{s['prompt']}` → greedy: {s['greedy']!r}; sampled: {s['sampled']!r}" for s in samples)
     card = f"""---
@@ -248,12 +250,17 @@ word piece, with the lab's WordPiece tokenizer. `pipeline("text-generation")` op
 
 {lines}
 
+## In-context learning (held-out items, never on a page of the corpus; `labkit.in_context`)
+
+{in_context_markdown(in_context)}
+
 ## Limits
 - It knows TinyWorld's vocabulary and templates, not real-world language; it writes fluent-looking
   TinyWorld sentences with facts mixed up. Do not use it outside the lab.
 """
     save_model(model, tokenizer, out / "text-generation", card=card)
-    return {"metrics": res.metrics, "parameters": params, "samples": samples, "steps": sc.gpt_pretrain.steps}
+    return {"metrics": res.metrics, "parameters": params, "samples": samples, "steps": sc.gpt_pretrain.steps,
+            "in_context": in_context}
 
 
 def build_gpt(scale: str | Scale = "cpu", out: str | Path | None = None, *, progress: bool = True,
@@ -413,6 +420,46 @@ def build_assistant(scale: str | Scale = "cpu", out: str | Path | None = None, *
     return report
 
 
+def build_prompting(scale: str | Scale = "cpu", out: str | Path | None = None, *, progress: bool = True,
+                    log=print) -> dict:
+    """Prompting, prompt tuning or fine-tuning, measured on the build's masked LM: what
+    ``labkit build --prompting-only`` runs (added to an existing build in ``out``).
+
+    For each classification task of ``Scale.prompting`` and each label count (0, 32, 128) and seed:
+    cloze prompting (zero-shot at 0 labels, else the whole masked LM trained through the pattern),
+    a soft prompt on the frozen model (``Scale.soft_prompt``) and a new head fine-tuned (the majority
+    answer at 0 labels). Adds ``report["prompting"]`` (one row per run, with its trainable-parameter
+    count) and ``report["seconds"]["prompting"]``, and writes ``prompting.png``.
+    """
+    from .folders import load_model
+    from .prompt_tuning import add_trainable_counts, run_prompt_tuning, tuning_markdown
+    from .prompting import plot_prompting, run_prompting
+
+    sc = resolve_scale(scale)
+    out = Path(out) if out is not None else default_output_dir(sc.name)
+    where = "" if out == default_output_dir(sc.name) else f" --out {out}"
+    if not (out / "report.json").is_file() or not (out / "fill-mask" / "model.safetensors").is_file():
+        raise ValueError(f"no {sc.name}-scale build with a masked LM in {out} to measure prompting on; "
+                         f"run labkit build --scale {sc.name}{where} first")
+    _check_writable(out)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    mlm, tokenizer = load_model(out / "fill-mask")
+    data = {t: load_task(t, size=sc.data) for t in sc.prompting.tasks}
+    quiet = None if progress else (lambda *_: None)
+    rows = run_prompting(mlm, tokenizer, data, sc.prompting, log=log if progress else quiet)
+    rows += run_prompt_tuning(mlm, tokenizer, data, sc.soft_prompt, sc.prompting, log=log if progress else quiet)
+    rows = add_trainable_counts(rows, mlm, data)
+    report["prompting"] = {"rows": rows, "soft_prompt_tokens": sc.soft_prompt.n_tokens,
+                           "seeds": list(sc.prompting.seeds), "n_test": sc.prompting.n_test}
+    report.setdefault("seconds", {})["prompting"] = time.perf_counter() - t0
+    plot_prompting(rows, out / "prompting.png")
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    log(f"[{report['seconds']['prompting']:6.1f}s] prompting done:\n{tuning_markdown(rows)}")
+    return report
+
+
 def _real_card(task, data, real, metrics: dict, probe: float, recipe, n: int) -> str:
     return f"""---
 license: apache-2.0
@@ -546,6 +593,10 @@ def report_markdown(report: dict) -> str:
                   "| prompt | greedy | sampled (temperature 0.8, top-p 0.9) |", "|---|---|---|"]
         lines += [f"| {s['prompt']} | {s['greedy']} | {s['sampled']} |" for s in g["samples"]]
         lines.append("")
+        if "in_context" in g:
+            from .in_context import in_context_markdown
+            lines += ["### In-context learning (k examples in the prompt, held-out items)", "",
+                      in_context_markdown(g["in_context"]), ""]
     if ASSISTANT in report["models"]:
         a = report["models"][ASSISTANT]
 
@@ -581,6 +632,10 @@ def report_markdown(report: dict) -> str:
             mp = f"{c['mini_probe']:.3f}" if "mini_probe" in c else "–"
             lines.append(f"| {name} | {c['test']:.3f} | {c['probe']:.3f} | {mt} | {mp} |")
         lines += ["", "Few labels, same recipe and seeds (mean ± std over seeds):", "", compare_markdown(r["comparison"]), ""]
+    if "prompting" in report:
+        from .prompt_tuning import tuning_markdown
+        lines += ["## Prompting, prompt tuning or fine-tuning (labkit build --prompting-only)", "",
+                  tuning_markdown(report["prompting"]["rows"]), ""]
     lines += ["## Time per stage (seconds)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in report["seconds"].items()]
     return "\n".join(lines) + "\n"
@@ -591,12 +646,13 @@ def _complete(out: Path, names: tuple[str, ...]) -> bool:
 
 
 def ensure_build(scale: str | Scale = "cpu", out: str | Path | None = None, *, real: bool = False,
-                 assistant: bool = False, progress: bool = True, log=print) -> Path:
+                 assistant: bool = False, prompting: bool = False, progress: bool = True, log=print) -> Path:
     """The folder of a finished build at this scale, building it first if any model is missing.
 
     A build made before the mini-GPT joined the build gets it added (:func:`build_gpt`, minutes).
     real: also the real-model stage (:func:`build_real`), run on its own if only it is missing.
-    assistant: also the instruction-tuned assistant (:func:`build_assistant`), added if missing."""
+    assistant: also the instruction-tuned assistant (:func:`build_assistant`), added if missing.
+    prompting: also the prompting comparison (:func:`build_prompting`), added if missing."""
     sc = resolve_scale(scale)
     name = sc.name
     out = Path(out) if out is not None else default_output_dir(name)
@@ -604,6 +660,8 @@ def ensure_build(scale: str | Scale = "cpu", out: str | Path | None = None, *, r
         log(f"no complete {name}-scale build in {out}: building it now (labkit build --scale {name}"
             + (" --assistant" if assistant else "") + (" --real)" if real else ")"))
         build(scale, out, real=real, assistant=assistant, progress=progress, log=log)
+        if prompting:
+            build_prompting(scale, out, progress=progress, log=log)
         return out
     if not _complete(out, ("text-generation",)):
         log(f"the {name}-scale build in {out} has no mini-GPT: adding it now (labkit build --scale {name} --gpt-only)")
@@ -612,6 +670,10 @@ def ensure_build(scale: str | Scale = "cpu", out: str | Path | None = None, *, r
         log(f"the {name}-scale build in {out} has no assistant: adding it now "
             f"(labkit build --scale {name} --assistant-only)")
         build_assistant(scale, out, progress=progress, log=log)
+    if prompting and "prompting" not in json.loads((out / "report.json").read_text(encoding="utf-8")):
+        log(f"the {name}-scale build in {out} has no prompting comparison: adding it now "
+            f"(labkit build --scale {name} --prompting-only)")
+        build_prompting(scale, out, progress=progress, log=log)
     if real and not _has_real(out, scale):
         log(f"the {name}-scale build in {out} has no real-model stage: adding it now "
             f"(labkit build --scale {name} --real-only)")

@@ -36,6 +36,7 @@ from .masking import IGNORE_INDEX, mask_tokens
 from .nsp import collate_pairs, encode_pairs, make_pairs
 from .objectives import ClsSalientWords, MaskedWords, NextSentence, Objective, PretrainingLoss
 from .training import History, TrainConfig, batches, evaluating, fit, length_grouped_batches, perplexity, seeded
+from .data.pages import is_page
 from .gpt import GPT
 from .transformer import CausalLM, MaskedLM
 
@@ -62,6 +63,11 @@ class PretrainConfig:
     # batches of rows (and of sentence pairs) of similar length, each cut to its longest row: the same
     # rows every epoch, 40% less padding to compute on for TinyWorld's short documents
     group_by_length: bool = True
+    # leave out the corpus's pages (labkit.data.pages), which teach the mini-GPT in-context learning: a
+    # ratings page puts praise and complaints side by side, against the one-mood rows above. Measured at cpu
+    # scale with them in: masked-token accuracy 0.49 (0.59 before the pages) and praise no longer filled
+    # after praise ("the screen is great and the battery is [MASK]" → annoying, useless, ...)
+    documents_only: bool = True
 
     def __post_init__(self):
         if self.block_length < 8:
@@ -261,7 +267,8 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
     every batch, validation every ``cfg.train.eval_every`` steps on text laid out as in training.
 
     Reports masked-token accuracy, loss and perplexity, and next-sentence accuracy when a
-    next-sentence objective is trained. Dropout draws from ``cfg.train.seed``, so two runs with
+    next-sentence objective is trained. With ``cfg.documents_only`` (the default) the corpus's pages
+    are left out of training and validation. Dropout draws from ``cfg.train.seed``, so two runs with
     one seed are identical.
     """
     cfg = cfg if cfg is not None else PretrainConfig()
@@ -270,6 +277,9 @@ def pretrain_mlm(model: MaskedLM, tokenizer, train_texts: Sequence[str], val_tex
                          f"got {type(cfg).__name__}")
     for objective in cfg.objectives:
         objective.check(model)
+    if cfg.documents_only:
+        train_texts = [t for t in train_texts if not is_page(t)]
+        val_texts = [t for t in val_texts if not is_page(t)]
     pack = pack_documents if cfg.one_document_per_row else pack_blocks
     val_rows = pack(tokenizer, val_texts, cfg.block_length)[:512]
     val_docs = list(val_texts)[:1000]

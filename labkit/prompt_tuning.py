@@ -78,7 +78,7 @@ class SoftPromptConfig:
     #                     the cpu build's validation split, 32 and 128 labels, sentiment and topic)
     init: str = "vocab"  # "vocab": P random word pieces' embeddings; "random": N(0, σ²), σ the table's std
     lr: float = 0.3  # peak learning rate of the prompt; prompt tuning takes far larger ones than fine-tuning
-    steps: int = 300  # optimiser steps (about 5 s a run at cpu scale on one core)
+    steps: int = 300  # optimiser steps (7-10 s a run at cpu scale on 2 cores)
     batch_size: int = 16
     weight_decay: float = 0.0  # AdamW decay on the prompt (0: let the vectors go where the loss wants)
     max_length: int = 128  # word pieces of the cloze input, pattern included (the P vectors come on top)

@@ -287,8 +287,8 @@ def train_cloze(mlm: MaskedLM, tokenizer, prompt: ClozePrompt, data, cfg: TrainC
 # Patterns and words TinyWorld's corpus uses. Stories say "It was awful, and he frowned.", reviews
 # end "Overall, it was great."; a news item often opens on a word of its topic ("Shares of ...",
 # "Doctors at ..."), hence a [MASK] before the text, and its sentences name shares, matches,
-# software, patients and ministers. The first of each is the default (the best on the cpu build's
-# validation split); every verbalizer word is one word piece of the ci and cpu builds' tokenizers.
+# software, patients and ministers. The first of each is the default (the best, or within a point of
+# it, on the cpu build's validation split); every verbalizer word is one word piece of the ci and cpu builds' tokenizers.
 PATTERNS: dict[str, tuple[str, ...]] = {
     "sentiment": ("{text} It was [MASK].", "{text} Overall, it was [MASK].", "{text} All in all, [MASK]."),
     "topic": ("[MASK] {text}", "[MASK] news: {text}", "{text} This is about [MASK]."),
@@ -448,8 +448,9 @@ def prompting_markdown(rows: list[dict]) -> str:
 
 
 def plot_prompting(rows: list[dict], path: str | Path | None = None):
-    """Test accuracy against labelled examples (0, 32, 128, evenly spaced), one line per method,
-    one panel per task; mean over seeds with the standard deviation as an error bar."""
+    """Test accuracy against labelled examples (0, 32, 128, evenly spaced), one line per method (cloze
+    prompting, head fine-tuning, and soft prompts when the rows have them), one panel per task; mean
+    over seeds with the standard deviation as an error bar."""
     import matplotlib
 
     if path is not None:
@@ -460,9 +461,9 @@ def plot_prompting(rows: list[dict], path: str | Path | None = None):
     tasks = list(dict.fromkeys(s["task"] for s in summary))
     counts = sorted({s["labels"] for s in summary})
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
-    names = {"cloze": "cloze prompting", "head": "head fine-tuning"}
+    names = {"cloze": "cloze prompting", "head": "head fine-tuning", "soft prompt": "soft prompt (model frozen)"}
     for ax, task in zip(axes[0], tasks):
-        for method, style in (("cloze", "o-"), ("head", "s--")):
+        for method, style in (("cloze", "o-"), ("soft prompt", "^:"), ("head", "s--")):
             pts = sorted((s["labels"], s["mean"], s["std"]) for s in summary
                          if s["task"] == task and s["method"] == method)
             if pts:

@@ -21,6 +21,8 @@ from .compare import CompareConfig, RealStageConfig
 from .gpt import GPTConfig
 from .instruct import InstructConfig
 from .pretrain import PretrainConfig
+from .prompt_tuning import SoftPromptConfig
+from .prompting import PromptingConfig
 from .tasks import TASKS, Task
 from .training import TrainConfig
 from .transfer import TransferConfig
@@ -50,8 +52,12 @@ class Scale:
                                                                          eval_every=350))
     gpt_block_length: int = 64
     # `labkit build --assistant`: instruction tuning of the mini-GPT into a TinyWorld assistant (labkit.instruct);
-    # the default is the cpu measurement (600 steps of 16 chats, 218 s on 2 cores: held-out F1 0.52, hallucinations 0.56)
+    # the default is the cpu measurement (600 steps of 16 chats, 270 s on 2 cores: held-out F1 0.50, hallucinations 0.55)
     instruct: InstructConfig = field(default_factory=InstructConfig)
+    # `labkit build --prompting-only`: cloze prompting, soft prompts and head fine-tuning at 0/32/128 labels
+    # (labkit.prompting, labkit.prompt_tuning) on the build's masked LM
+    prompting: PromptingConfig = field(default_factory=PromptingConfig)
+    soft_prompt: SoftPromptConfig = field(default_factory=SoftPromptConfig)
 
     def __post_init__(self):
         if missing := set(self.tasks) - set(self.finetune):
@@ -102,6 +108,9 @@ SCALES: dict[str, Scale] = {
         gpt=GPTConfig(d_model=64, n_layers=2, n_heads=4, d_ff=256, max_position=192, dropout=0.0),
         gpt_pretrain=_t(300, 32, 3e-3),
         instruct=InstructConfig(train=replace(_t(400, 16, 3e-3), warmup_ratio=0.05), max_length=128),  # ~1 min
+        prompting=PromptingConfig(seeds=(0,), n_test=200,
+                                  recipe=TransferConfig(probe_steps=20, min_steps=30, steps_cap=40)),
+        soft_prompt=SoftPromptConfig(steps=100),
         # the real stage in a minute or two: one seed, 32 labels, short runs, part of the test split
         real=RealStageConfig(
             compare=CompareConfig(label_counts=(32,), seeds=(0,), n_test=100,

@@ -321,3 +321,21 @@ def test_pretraining_loss_of_a_pretrain_config_is_its_objectives(tok, cfg):
     with torch.no_grad():
         terms = PretrainingLoss(c.objectives).losses(model, batch)
     assert set(terms) == {"masked_lm", "cls_salient_words"} and all(torch.isfinite(v) for v in terms.values())
+
+
+def test_masked_lm_pretraining_leaves_the_corpus_pages_out_unless_asked(tok):
+    """Pages (labkit.data.pages) teach the mini-GPT in-context learning; documents_only keeps them out of
+    masked-LM training and validation: a run on documents plus pages equals the run on the documents."""
+    conf = config(tok, max_position=64)
+    pages = ["ratings . good tea : yes ; awful walk : no .", "quiz . lyon : france ; osaka : japan ."]
+
+    def run(texts, **kw):
+        torch.manual_seed(0)
+        model = MaskedLM(conf)
+        res = pretrain_mlm(model, tok, texts, texts, mlm_only(train=train(steps=6), **kw))
+        return res.history.loss, res.metrics
+
+    plain = run(TEXTS)
+    assert run(TEXTS + pages) == plain  # the pages were dropped
+    assert run(TEXTS + pages, documents_only=False) != plain  # ... and only because of documents_only
+    assert PretrainConfig().documents_only

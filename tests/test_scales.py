@@ -85,7 +85,10 @@ def _differences(a, b) -> set[str]:
 def test_ci_and_gpu_differ_from_cpu_only_where_they_say():
     ci, gpu = SCALES["ci"], SCALES["gpu"]
     assert _differences(ci, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "tasks", "transfer",
-                                     "real", "gpt", "gpt_pretrain", "instruct"}
+                                     "real", "gpt", "gpt_pretrain", "instruct", "prompting", "soft_prompt"}
+    # the prompting stage at ci: one seed, part of the test split, short runs
+    assert _differences(ci.prompting, CPU.prompting) == {"seeds", "n_test", "recipe"}
+    assert _differences(ci.soft_prompt, CPU.soft_prompt) == {"steps"}
     assert ci.gpt.d_model < CPU.gpt.d_model and ci.gpt_pretrain.steps < CPU.gpt_pretrain.steps
     assert _differences(gpu, CPU) == {"name", "data", "vocab_size", "model", "pretrain", "finetune", "transfer",
                                       "gpt", "gpt_pretrain", "gpt_block_length"}

@@ -38,7 +38,7 @@ from labkit.data.lexicon import data_dir, data_fingerprint
 from labkit.data.tasks import SIZES, DATASETS, SplitSizes, build_dataset, split_sizes
 from labkit.data.world import World, build_world
 
-GENERATOR_VERSION = "tinyworld-5"
+GENERATOR_VERSION = "tinyworld-7"
 SCALE_ENV = "LAB_SCALE"
 
 __all__ = [

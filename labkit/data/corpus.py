@@ -6,7 +6,9 @@ or a news item (EN), or a short story (EN) in which opinion words of one mood si
 each other and to how people reacted ("The soup was superb and really splendid, so Emma
 smiled."). Reviews and stories use every opinion word, the held-out ones
 included, in the same contexts as the common ones; news and facts mention all entities,
-train and held-out pools alike (the corpus carries no labels).
+train and held-out pools alike (the corpus carries no labels). Besides documents, 20% of the
+corpus (``labkit.data.pages.PAGE_SHARE``) is pages whose layout repeats — ratings, quizzes and
+name lists — from which a language model can learn to continue a pattern (in-context learning).
 
 Sizes are counted in tokens: whitespace-separated words for English, one token per
 Chinese character (``count_tokens``).
@@ -19,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from labkit.data import pages
 from labkit.data.facts import company_profile, person_bio, render_fact
 from labkit.data.lexicon import read_json
 from labkit.data.render import render, slot_names
@@ -173,17 +176,34 @@ class CorpusWriter:
 
 
 def generate(world: World, rng: random.Random, *, n_tokens: int | None = None,
-             n_documents: int | None = None) -> list[str]:
-    """Documents until ``n_tokens`` tokens, or exactly ``n_documents`` documents."""
+             n_documents: int | None = None, page_share: float = pages.PAGE_SHARE) -> list[str]:
+    """Documents until ``n_tokens`` tokens, or exactly ``n_documents`` documents, of which a share
+    ``page_share`` (of tokens, or of documents) are pages of :mod:`labkit.data.pages`."""
     if (n_tokens is None) == (n_documents is None):
         raise ValueError("give exactly one of n_tokens and n_documents")
+    if not 0 <= page_share < 1:
+        raise ValueError(f"page_share must be in [0, 1), got {page_share}")
     writer = CorpusWriter(world, rng)
     documents: list[str] = []
     total = 0
-    while (n_documents is not None and len(documents) < n_documents) or \
-            (n_tokens is not None and total < n_tokens):
+    doc_budget = None if n_tokens is None else round(n_tokens * (1 - page_share))
+    doc_count = None if n_documents is None else n_documents - round(n_documents * page_share)
+    while (doc_count is not None and len(documents) < doc_count) or \
+            (doc_budget is not None and total < doc_budget):
         documents.append(writer.document())
         total += count_tokens(documents[-1])
+    if not page_share:
+        return documents
+    # pages come after the documents from the same stream, so the documents are those of a corpus
+    # without pages, cut shorter; then each page goes to a random place among them
+    pools = {task: pages.items(task, world, heldout=False) for task in pages.PAGE_TASKS}
+    written: list[str] = []
+    while (n_documents is not None and len(written) + len(documents) < n_documents) or \
+            (n_tokens is not None and total < n_tokens):
+        written.append(pages.page(world, rng, pools))
+        total += count_tokens(written[-1])
+    for text in written:
+        documents.insert(rng.randint(0, len(documents)), text)
     return documents
 
 
