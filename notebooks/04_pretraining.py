@@ -385,12 +385,12 @@ assert REPORT["scale"] == LAB_SCALE and pretraining["steps"] == SCALE.pretrain.t
 assert abs(pretraining["perplexity"] - math.exp(pretraining["loss"])) < 1e-3 * pretraining["perplexity"]  # perplexity = e^loss
 assert pretraining["perplexity"] < V / 10  # far better than a uniform guess at every scale
 if LAB_SCALE == "cpu":  # the figures the text below quotes, with their tolerance
-    assert 0.55 < pretraining["masked_accuracy"] < 0.7 and pretraining["perplexity"] < 7
+    assert 0.55 < pretraining["masked_accuracy"] < 0.65 and pretraining["perplexity"] < 8
 
 # %% [markdown]
 # Read the perplexity as "how many words is the model hesitating between?". At the cpu scale
 # the build's model guesses about three hidden tokens in five exactly right, and its
-# perplexity is below 7: at a typical blank it is about as unsure as a choice among a handful
+# perplexity is below 8: at a typical blank it is about as unsure as a choice among a handful
 # of words, where a uniform guess would hesitate among all $|V|$ pieces of the vocabulary.
 # (At `LAB_SCALE=ci`, the small scale the automated tests run, the model has read far less
 # text and the figures are much weaker.)

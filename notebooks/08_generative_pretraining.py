@@ -98,6 +98,7 @@ from labkit.build import SCALES, ensure_build
 from labkit.causal import (CorpusIndex, decoding_positions, masked_vs_causal, positions_processed, split_sentences,
                            time_decoding)
 from labkit.data import load_task
+from labkit.data.pages import is_page
 from labkit.folders import load_model
 from labkit.gpt import GPT
 from labkit.pretrain import evaluate_clm, pack_blocks, pretrain_clm
@@ -494,8 +495,10 @@ assert ladder["the build's mini-GPT"] < ladder["unigram: token frequencies only"
 #
 # ## 7 · Masked or causal: the same corpus, two objectives
 #
-# The mini-BERT of chapter 04 and this GPT read the same corpus with the same tokenizer; they
-# differ in the objective (and in size: the GPT is larger, the BERT trained longer). Which one is
+# The mini-BERT of chapter 04 and this GPT read the same corpus with the same tokenizer (the
+# mini-BERT without the corpus's pages of lists, which chapter 09 explains, so the texts below are
+# documents only); they differ in the objective (and in size: the GPT is larger, the BERT trained
+# longer). Which one is
 # better depends on the question. `labkit.causal.masked_vs_causal` hides one word piece in the
 # middle of each validation text and asks both models two questions about it:
 #
@@ -509,7 +512,8 @@ assert ladder["the build's mini-GPT"] < ladder["unigram: token frequencies only"
 
 # %%
 mlm, _ = load_model(BUILD / "fill-mask")  # the mini-BERT, same tokenizer
-duel = masked_vs_causal(mlm, gpt, tokenizer, val_texts, n_items=300)
+val_documents = [t for t in val_texts if not is_page(t)]  # the masked LM never trained on the corpus's pages
+duel = masked_vs_causal(mlm, gpt, tokenizer, val_documents, n_items=300)
 scores = pd.DataFrame(duel.accuracy).T
 fig, ax = plt.subplots(figsize=(6, 3))
 scores.plot.bar(ax=ax, rot=0, color=["tab:orange", "tab:blue"])
@@ -542,7 +546,8 @@ print("masked LM's accuracy in pretraining (the build's report):",
 # the whole input is given (classification, tagging, extractive QA: chapters 05 and 06), and
 # GPT-style decoders for *generation*. GPT-3 then showed that a causal model large enough can also
 # do many understanding tasks by writing the answer after a few examples in its prompt (its
-# title: *Language Models are Few-Shot Learners*); a model the size of this one cannot.
+# title: *Language Models are Few-Shot Learners*); chapter 09 measures how far a model the size
+# of this one gets when its corpus is written for it.
 #
 # (At ci scale the test build's mini-BERT is trained too briefly to win even the cloze; the
 # stored outputs come from the cpu build.)
