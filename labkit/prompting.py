@@ -287,8 +287,10 @@ def train_cloze(mlm: MaskedLM, tokenizer, prompt: ClozePrompt, data, cfg: TrainC
 # Patterns and words TinyWorld's corpus uses. Stories say "It was awful, and he frowned.", reviews
 # end "Overall, it was great."; a news item often opens on a word of its topic ("Shares of ...",
 # "Doctors at ..."), hence a [MASK] before the text, and its sentences name shares, matches,
-# software, patients and ministers. The first of each is the default (the best, or within a point of
-# it, on the cpu build's validation split); every verbalizer word is one word piece of the ci and cpu builds' tokenizers.
+# software, patients and ministers. The first of each is the default (the best on the validation split
+# of the cpu build made before the corpus gained its pages; on the current build the topic default is
+# 15 points below the best pattern, a case of prompt sensitivity chapter 09 shows); every verbalizer
+# word is one word piece of the ci and cpu builds' tokenizers.
 PATTERNS: dict[str, tuple[str, ...]] = {
     "sentiment": ("{text} It was [MASK].", "{text} Overall, it was [MASK].", "{text} All in all, [MASK]."),
     "topic": ("[MASK] {text}", "[MASK] news: {text}", "{text} This is about [MASK]."),
