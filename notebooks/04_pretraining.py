@@ -90,6 +90,7 @@ from IPython.display import display
 
 from labkit.attention import causal_mask
 from labkit.build import SCALES, default_output_dir, ensure_pretrained
+from labkit.data.pages import is_page
 from labkit.data import load_task
 from labkit.env import best_device
 from labkit.folders import save_model
@@ -140,7 +141,8 @@ for text in train_texts[:2]:
 # §4 shows why that matters for sentiment.)
 
 # %%
-val_blocks = pack_blocks(tokenizer, val_texts, SCALE.pretrain.block_length)  # (N, T)
+val_documents = [t for t in val_texts if not is_page(t)]  # the corpus's pages of lists are for chapter 09's GPT
+val_blocks = pack_blocks(tokenizer, val_documents, SCALE.pretrain.block_length)  # (N, T)
 print("validation blocks:", tuple(val_blocks.shape), "= (N blocks, T tokens)")
 print(" ".join(tokenizer.convert_ids_to_tokens(val_blocks[0, :40].tolist())), "…")
 

@@ -192,11 +192,13 @@ def test_pretrain_clm_trains_the_gpt_on_tinyworld():
     """The lab's next-token pretraining loop takes the GPT as it is: its validation perplexity falls
     far below the vocabulary size in a short ci-sized run."""
     from labkit.data import load_task
+    from labkit.data.pages import is_page
     from labkit.pretrain import pretrain_clm
     from labkit.tokenization import train_tokenizer
 
     corpus = load_task("corpus", size="ci")
-    train, val = list(corpus["train"]["text"])[:2000], list(corpus["validation"]["text"])[:200]
+    documents = {split: [t for t in corpus[split]["text"] if not is_page(t)] for split in ("train", "validation")}
+    train, val = documents["train"][:2000], documents["validation"][:200]  # as before the corpus had pages
     tok = train_tokenizer(train, vocab_size=1000, model_max_length=64)
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=len(tok), max_position=64, d_model=32, n_layers=2, n_heads=4, d_ff=64,
