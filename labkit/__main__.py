@@ -57,6 +57,19 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from .audit.run import AUDITS, run_audit
+
+    audits = tuple(a.strip() for a in args.only.split(",") if a.strip()) if args.only else AUDITS
+    report = run_audit(args.scale, args.build, args.out, audits=audits, progress=not args.quiet,
+                       log=(lambda *a: None) if args.quiet else print)
+    print(f"audited the {args.scale} build in {report['seconds']['total']:.0f}s; see {report['out']}/report.md")
+    print(json.dumps(report["summary"]))
+    return 0
+
+
 def _default_notebooks() -> str:
     here = Path(__file__).resolve().parents[1] / "notebooks"  # the checkout's chapters
     return str(here if here.is_dir() else Path("notebooks"))
@@ -148,6 +161,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="also show a real pretrained encoder's classifiers beside the mini ones (adding them to "
                         "the build first if missing; they are shown anyway when the build has them)")
     d.set_defaults(func=_demo)
+    a = sub.add_parser("audit", help="judge the build's models: bias, privacy, fairness, explanations, security; "
+                                     "writes <build>/audit/report.md and prints a JSON summary last")
+    a.add_argument("--scale", choices=scales, default="cpu",
+                   help="ci: every step in a few minutes, too small for the knobs to show; cpu: the measured curves (about 30 min on 2 cores)")
+    a.add_argument("--build", default=None, help="the build to audit (default: the scale's build folder)")
+    a.add_argument("--out", default=None, help="output folder (default: <build>/audit)")
+    a.add_argument("--only", default=None, metavar="LIST",
+                   help="comma-separated audits to run (default all): bias, privacy, fairness, explain, poisoning, typos")
+    a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    a.set_defaults(func=_audit)
     c = sub.add_parser("classroom", help="for teachers: student copies of the chapters, and grading of submissions")
     c.set_defaults(func=_classroom)
     actions = c.add_subparsers(dest="action", metavar="{student,grade}", required=True)

@@ -20,6 +20,7 @@ Counterfactual data augmentation (CDA, 反事实数据增强) adds a gender-swap
 """
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -28,10 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.corpus import CorpusWriter, count_tokens
 from ..data.world import build_world
 from ..training import evaluating
 
-__all__ = ["HELDOUT_TEMPLATES", "Pair", "gender_swap", "augment_counterfactual", "stereotype_pairs",
+__all__ = ["HELDOUT_TEMPLATES", "PEOPLE_KINDS", "people_corpus", "Pair", "gender_swap", "augment_counterfactual", "stereotype_pairs",
            "sentence_logprobs", "stereotype_score", "BiasConfig"]
 
 # Sentences TinyWorld's corpus never writes (tests/test_audit_bias.py checks), one pronoun slot each:
@@ -127,6 +129,32 @@ def augment_counterfactual(texts: Sequence[str]) -> list[str]:
     """``texts`` followed by the gender-swapped copy of every text that the swap changes."""
     swapped = [gender_swap(t) for t in texts]
     return list(texts) + [s for s, t in zip(swapped, texts) if s != t]
+
+
+# ---- the corpus ---------------------------------------------------------------------------------
+
+# The documents of TinyWorld's corpus in which the skew decides a pronoun: occupation sentences ("The nurse
+# said that she would be late."), English and Chinese. Measured on 2 cores, 64-wide 2-layer mini-GPTs at skew 1:
+# on the whole corpus (350 steps) the stereotyped sentence was preferred 0.505 of the time, as at skew 0; on
+# biographies and occupation sentences, 0.58 after 1,200 steps; on occupation sentences alone, 0.595 after
+# 600 (Chinese 0.74, English 0.50): too few of the whole corpus's tokens carry the association.
+PEOPLE_KINDS = {"occupation_en": 0.5, "occupation_zh": 0.5}
+
+
+def people_corpus(skew: float, n_tokens: int, *, seed: int = 0) -> list[str]:
+    """Occupation documents (:data:`PEOPLE_KINDS`) drawn from a world of gender-occupation skew ``skew``,
+    about ``n_tokens`` tokens in all (same seed and skew, same documents)."""
+    if not isinstance(skew, (int, float)) or not 0 <= skew <= 1:
+        raise ValueError(f"skew must be a number in [0, 1], got {skew!r}")
+    if n_tokens < 1000:
+        raise ValueError(f"n_tokens must be at least 1000, got {n_tokens}")
+    writer = CorpusWriter(build_world(seed, float(skew)), random.Random(f"people-{seed}-{float(skew)}"))
+    writer.kinds, writer.weights = list(PEOPLE_KINDS), list(PEOPLE_KINDS.values())
+    docs, total = [], 0
+    while total < n_tokens:
+        docs.append(writer.document())
+        total += count_tokens(docs[-1])
+    return docs
 
 
 # ---- the score ----------------------------------------------------------------------------------
