@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from apps import attention, chat, classify, generate, qa, translate
+from apps import attention, chat, classify, generate, probe, qa, translate
 from apps.common import CONCURRENCY_LIMIT, DEVICE_NAME, ModelStore, run_alone
 
 __all__ = ["make_demo"]
 
 APPS = {"Classification": classify, "Translation EN→ZH": translate, "Question answering": qa,
         "Attention explorer": attention, "Text generation": generate,
-        "Assistant chat": chat}  # tab title -> the app shown in it
+        "Assistant chat": chat, "Bias probe": probe}  # tab title -> the app shown in it
 
 
 def make_demo(store: ModelStore) -> gr.Blocks:
