@@ -15,9 +15,9 @@ def _audit(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def ci_audit(ci_build, tmp_path_factory):
-    out = tmp_path_factory.mktemp("audit")
-    result = _audit("--scale", "ci", "--build", str(ci_build), "--out", str(out), "--quiet")
+def ci_audit(ci_build):
+    out = ci_build / "audit"  # where the chapter on judging a model looks for it (labkit.audit.run.ensure_audit)
+    result = _audit("--scale", "ci", "--build", str(ci_build), "--quiet")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return out, result.stdout
 

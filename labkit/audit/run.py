@@ -23,7 +23,7 @@ from .security import (SecurityConfig, plot_poisoning, plot_typos, poisoning_mar
                        typos_markdown)
 from .runs import LMRecipe, perplexity_on, train_gpt
 
-__all__ = ["AuditConfig", "AUDITS", "audit_config", "run_bias", "run_privacy", "run_audit", "audit_markdown", "summary",
+__all__ = ["AuditConfig", "AUDITS", "audit_config", "run_bias", "run_privacy", "run_audit", "ensure_audit", "audit_markdown", "summary",
            "plot_bias", "plot_privacy"]
 
 AUDITS = ("bias", "privacy", "fairness", "explain", "poisoning", "typos")
@@ -298,3 +298,21 @@ def plot_privacy(rows: list[dict], path: str | Path | None = None):
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
+
+
+def ensure_audit(scale: str = "cpu", build_dir: str | Path | None = None, *, audits: tuple[str, ...] = AUDITS,
+                 progress: bool = True, log: Callable = print) -> dict:
+    """The audit report of the scale's build (``<build>/audit/report.json``), building the models first if
+    they are missing and running the audits the report lacks (about a minute at ci, 30 at cpu)."""
+    from ..build import default_output_dir, ensure_build
+
+    build_dir = ensure_build(scale, build_dir if build_dir is not None else default_output_dir(scale),
+                             progress=progress, log=log)
+    path = build_dir / "audit" / "report.json"
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    missing = tuple(a for a in audits if not report.get(a)) if report.get("scale") == scale else tuple(audits)
+    if missing:
+        log(f"the {scale}-scale build in {build_dir} has no audit of {', '.join(missing)}: running it now "
+            f"(labkit audit --scale {scale} --only {','.join(missing)})")
+        report = run_audit(scale, build_dir, audits=missing, progress=progress, log=log)
+    return report
