@@ -21,7 +21,7 @@ from .bias import BiasConfig, augment_counterfactual, people_corpus, stereotype_
 from .privacy import DPConfig, canary_report, deduplicate, dp_train_gpt, make_canaries, plant
 from .security import (SecurityConfig, plot_poisoning, plot_typos, poisoning_markdown, run_poisoning, run_typos,
                        typos_markdown)
-from .runs import LMRecipe, perplexity_on, train_gpt
+from .runs import LMRecipe, perplexity_on, train_gpt, train_mlm
 
 __all__ = ["AuditConfig", "AUDITS", "audit_config", "run_bias", "run_privacy", "run_audit", "ensure_audit", "audit_markdown", "summary",
            "plot_bias", "plot_privacy"]
@@ -106,9 +106,17 @@ def run_privacy(tokenizer, cfg: AuditConfig, *, progress: bool = False, log: Cal
     train = plant(list(corpus["train"]["text"]), canaries)
     deduped, removed = deduplicate(train, min_words=cfg.dedup_min_words)
     rows, seconds = [], {}
-    for name in ("plain", "deduplicated", "DP-SGD"):
+    for name in ("plain", "deduplicated", "DP-SGD", "masked LM"):
         start = time.perf_counter()
         extra: dict = {}
+        if name == "masked LM":  # exposure only: all digits masked at once (no left-to-right extraction)
+            model, _ = train_mlm(tokenizer, train, val, cfg.privacy_recipe, progress=progress)
+            rows += [{"model": name, **r, "perplexity": None}
+                     for r in canary_report(model, tokenizer, canaries, masked=True)]
+            seconds[f"privacy: {name}"] = round(time.perf_counter() - start, 1)
+            log(f"privacy: {name}: exposure by times inserted " + ", ".join(
+                f"{r['count']}: {r['exposure']:.1f}" for r in rows if r["model"] == name))
+            continue
         if name == "DP-SGD":
             model, metrics = dp_train_gpt(tokenizer, train, val, cfg.privacy_recipe, cfg.dp, progress=progress)
             extra = {k: metrics[k] for k in ("epsilon", "delta", "noise_multiplier")}
@@ -147,9 +155,10 @@ def audit_markdown(report: dict) -> str:
             rows = [r for r in report["privacy"] if r["model"] == name]
             by = {r["count"]: r for r in rows}
             eps = rows[0].get("epsilon")
+            extracted = f"{sum(r['extracted'] for r in rows)}/{len(rows)}" if "extracted" in rows[0] else "–"
+            ppl = f"{rows[0]['perplexity']:.2f}" if rows[0].get("perplexity") is not None else "–"
             lines.append(f"| {name} | " + " | ".join(f"{by[k]['exposure']:.1f}" for k in counts)
-                         + f" | {sum(r['extracted'] for r in rows)}/{len(rows)} | {rows[0]['perplexity']:.2f} | "
-                         + (f"{eps:.1f}" if eps is not None else "∞") + " |")
+                         + f" | {extracted} | {ppl} | " + (f"{eps:.1f}" if eps is not None else "∞") + " |")
         lines.append("")
     for name, title, table in (("fairness", "Fairness: per-group scores and gaps, 95% bootstrap intervals",
                                  fairness_markdown),
@@ -232,7 +241,7 @@ def summary(report: dict) -> dict:
         top = max(r["count"] for r in report["privacy"])
         out[f"exposure_at_{top}"] = {r["model"]: round(r["exposure"], 2) for r in report["privacy"] if r["count"] == top}
         out["extracted"] = {m: sum(r["extracted"] for r in report["privacy"] if r["model"] == m)
-                            for m in dict.fromkeys(r["model"] for r in report["privacy"])}
+                            for m in dict.fromkeys(r["model"] for r in report["privacy"] if "extracted" in r)}
         eps = [r["epsilon"] for r in report["privacy"] if "epsilon" in r]
         if eps:
             out["dp_epsilon"] = round(eps[0], 2)

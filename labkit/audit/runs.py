@@ -13,7 +13,7 @@ from ..gpt import GPT, GPTConfig
 from ..pretrain import evaluate_clm, pack_blocks, pretrain_clm
 from ..training import TrainConfig, seeded
 
-__all__ = ["LMRecipe", "train_gpt", "perplexity_on"]
+__all__ = ["LMRecipe", "train_gpt", "train_mlm", "perplexity_on"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,3 +58,26 @@ def perplexity_on(model, tokenizer, texts: Sequence[str], block_length: int = 64
     if len(blocks) == 0:
         raise ValueError("texts are too short to fill one block")
     return float(evaluate_clm(model, blocks)["perplexity"])
+
+
+def train_mlm(tokenizer, train_texts: Sequence[str], val_texts: Sequence[str], recipe: LMRecipe, *,
+              progress: bool = False):
+    """A fresh masked LM of the recipe's GPT's sizes (width, depth, heads), pretrained by masked-word prediction
+    alone on ``train_texts`` with the recipe's steps, batch and learning rate; returns (model in eval mode on
+    the CPU, validation metrics)."""
+    from ..objectives import MaskedWords
+    from ..pretrain import PretrainConfig, pretrain_mlm
+    from ..transformer import MaskedLM, TransformerConfig
+
+    if not train_texts:
+        raise ValueError("train_texts is empty")
+    g = recipe.gpt
+    cfg = TransformerConfig(vocab_size=len(tokenizer), d_model=g.d_model, n_layers=g.n_layers, n_heads=g.n_heads,
+                            d_ff=g.d_ff, max_position=g.max_position, dropout=0.0, attention_dropout=0.0,
+                            pad_token_id=tokenizer.pad_token_id)
+    pc = PretrainConfig(train=replace(recipe.train, progress=progress), objectives=(MaskedWords(),),
+                        salient_probability=0.0, block_length=recipe.block_length)
+    with seeded(recipe.train.seed):
+        model = MaskedLM(cfg)
+    result = pretrain_mlm(model, tokenizer, list(train_texts), list(val_texts), pc)
+    return model.cpu().eval(), dict(result.metrics)
