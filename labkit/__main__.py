@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--build", default=None, help="the build to audit (default: the scale's build folder)")
     a.add_argument("--out", default=None, help="output folder (default: <build>/audit)")
     a.add_argument("--only", default=None, metavar="LIST",
-                   help="comma-separated audits to run (default all): bias, privacy, fairness, explain, poisoning, typos")
+                   help="comma-separated audits to run (default all): bias, privacy, fairness, explain, poisoning, typos, injection (when the build has an assistant)")
     a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     a.set_defaults(func=_audit)
     c = sub.add_parser("classroom", help="for teachers: student copies of the chapters, and grading of submissions")

@@ -3,5 +3,6 @@ against ground truth that TinyWorld plants (a gender-occupation skew of chosen s
 inserted a chosen number of times, a trigger word in a chosen share of the training data).
 
 Modules: :mod:`labkit.audit.bias`, :mod:`labkit.audit.privacy`, :mod:`labkit.audit.fairness`,
-:mod:`labkit.audit.explain`, :mod:`labkit.audit.security`.
+:mod:`labkit.audit.explain`, :mod:`labkit.audit.security`,
+:mod:`labkit.audit.injection`; :mod:`labkit.audit.run` runs them all (``labkit audit``).
 """

@@ -16,6 +16,7 @@ from ..gpt import GPTConfig
 from ..tokenization import load_tokenizer
 from ..training import TrainConfig
 from .explain import ExplainConfig, explain_markdown, faithfulness_verdict, plot_faithfulness, run_explain
+from .injection import InjectionConfig, injection_markdown, plot_injection, run_injection
 from .fairness import FairnessConfig, fairness_markdown, plot_fairness, run_fairness
 from .bias import BiasConfig, augment_counterfactual, people_corpus, stereotype_pairs, stereotype_score
 from .privacy import DPConfig, canary_report, deduplicate, dp_train_gpt, make_canaries, plant
@@ -26,7 +27,7 @@ from .runs import LMRecipe, perplexity_on, train_gpt, train_mlm
 __all__ = ["AuditConfig", "AUDITS", "audit_config", "run_bias", "run_privacy", "run_audit", "ensure_audit", "audit_markdown", "summary",
            "plot_bias", "plot_privacy"]
 
-AUDITS = ("bias", "privacy", "fairness", "explain", "poisoning", "typos")
+AUDITS = ("bias", "privacy", "fairness", "explain", "poisoning", "typos", "injection")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +46,7 @@ class AuditConfig:
     fairness: FairnessConfig = field(default_factory=FairnessConfig)  # judges the build's own models
     explain: ExplainConfig = field(default_factory=ExplainConfig)  # the build's sentiment and topic classifiers
     security: SecurityConfig = field(default_factory=SecurityConfig)  # fine-tunes the build's masked LM
+    injection: InjectionConfig = field(default_factory=InjectionConfig)  # the build's assistant, where it has one
 
 
 def _recipe(steps: int, batch_size: int = 32, gpt: GPTConfig | None = None) -> LMRecipe:
@@ -59,9 +61,10 @@ _CONFIGS = {
     "ci": AuditConfig(bias=BiasConfig(skews=(0.0, 1.0), cda_skews=(1.0,)), bias_tokens=20_000,
                       bias_recipe=_recipe(30, 16, _TINY), privacy_recipe=_recipe(30, 16, _TINY),
                       explain=ExplainConfig(n_examples=40, n_steps=50),
-                      security=SecurityConfig(poison_rates=(0.0, 0.1), typo_rates=(0.0, 0.2), n_test=200)),
+                      security=SecurityConfig(poison_rates=(0.0, 0.1), typo_rates=(0.0, 0.2), n_test=200),
+                      injection=InjectionConfig(n=40)),
     "cpu": AuditConfig(bias_recipe=_recipe(600), privacy_recipe=_recipe(600),
-                       security=SecurityConfig(seeds=(0, 1, 2))),
+                       security=SecurityConfig(seeds=(0, 1, 2)), injection=InjectionConfig(n=200)),
 }
 _CONFIGS["gpu"] = _CONFIGS["cpu"]
 
@@ -166,7 +169,8 @@ def audit_markdown(report: dict) -> str:
                                  lambda e: explain_markdown(e["rows"]) + "\n\n" + "\n".join(
                                      f"- {k}: {v['text']}" for k, v in e.get("verdicts", {}).items())),
                                 ("poisoning", "Security: a backdoor trigger in p of the fine-tuning data", poisoning_markdown),
-                                ("typos", "Security: accuracy under typos", typos_markdown)):
+                                ("typos", "Security: accuracy under typos", typos_markdown),
+                                ("injection", "Security: prompt injection against the assistant", injection_markdown)):
         if report.get(name):
             lines += [f"## {title}", "", table(report[name]), ""]
     return "\n".join(lines)
@@ -214,6 +218,13 @@ def run_audit(scale: str = "ci", build_dir: str | Path | None = None, out: str |
             t0 = time.perf_counter()
             report[name] = run(build_dir, cfg.security, progress=progress, log=log)
             seconds[name] = round(time.perf_counter() - t0, 1)
+    if "injection" in audits:
+        if (build_dir / "assistant").is_dir():
+            t0 = time.perf_counter()
+            report["injection"] = run_injection(build_dir, cfg.injection, progress=progress, log=log)
+            seconds["injection"] = round(time.perf_counter() - t0, 1)
+        else:
+            log(f"injection: skipped, the build has no assistant (labkit build --scale {scale} --assistant-only)")
     seconds["last run"] = round(time.perf_counter() - start, 1)
     report["summary"] = summary(report)
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
@@ -224,6 +235,8 @@ def run_audit(scale: str = "ci", build_dir: str | Path | None = None, out: str |
         plot_privacy(report["privacy"], out / "privacy.png")
     if report.get("explain"):
         plot_faithfulness(report["explain"], out / "explain.png")
+    if report.get("injection"):
+        plot_injection(report["injection"], out / "injection.png")
     for name, plot in (("fairness", plot_fairness), ("poisoning", plot_poisoning), ("typos", plot_typos)):
         if report.get(name):
             plot(report[name], out / f"{name}.png")
@@ -265,6 +278,9 @@ def summary(report: dict) -> dict:
             f"{task} accuracy": round(sum(r["accuracy"] for r in mine) / len(mine), 3)
             for task in dict.fromkeys(r["task"] for r in report["typos"])
             for mine in [[r for r in report["typos"] if r["task"] == task and r["rate"] == top]]}}
+    if report.get("injection"):
+        out["injection_success"] = {f"{r['attack']} / {r['defence']}": round(r["success_rate"], 3)
+                                    for r in report["injection"]["rows"]}
     return out
 
 
