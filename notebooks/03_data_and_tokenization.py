@@ -308,7 +308,7 @@ print(f"in sentiment train: 0 reviews; validation: {val_share:.0%} of reviews; c
 # Cities and dates are *not* held out: there are few of them, and they are shared by all splits.
 # Exercise 4 measures what that means for a per-type score.
 #
-# The corpus has two more knobs for later chapters on risks: `skew` makes occupations follow
+# The corpus has two more knobs, which chapter 13 (judging a foundation model) turns and measures: `skew` makes occupations follow
 # gender stereotypes (a measurable **bias (偏见)**) and `canaries` plants a "secret" sentence to
 # test memorisation (**privacy (隐私)**). Both are off by default.
 #
