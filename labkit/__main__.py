@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("audit", help="judge the build's models: bias, privacy, fairness, explanations, security; "
                                      "writes <build>/audit/report.md and prints a JSON summary last")
     a.add_argument("--scale", choices=scales, default="cpu",
-                   help="ci: every step in a few minutes, too small for the knobs to show; cpu: the measured curves (about 30 min on 2 cores)")
+                   help="ci: every step in a few minutes, too small for the knobs to show; cpu: the measured curves (under an hour on 2 cores)")
     a.add_argument("--build", default=None, help="the build to audit (default: the scale's build folder)")
     a.add_argument("--out", default=None, help="output folder (default: <build>/audit)")
     a.add_argument("--only", default=None, metavar="LIST",

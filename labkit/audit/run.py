@@ -328,7 +328,7 @@ def plot_privacy(rows: list[dict], path: str | Path | None = None):
 def ensure_audit(scale: str = "cpu", build_dir: str | Path | None = None, *, audits: tuple[str, ...] = AUDITS,
                  progress: bool = True, log: Callable = print) -> dict:
     """The audit report of the scale's build (``<build>/audit/report.json``), building the models first if
-    they are missing and running the audits the report lacks (about a minute at ci, 30 at cpu)."""
+    they are missing and running the audits the report lacks (about a minute at ci, under an hour at cpu on 2 cores)."""
     from ..build import default_output_dir, ensure_build
 
     build_dir = ensure_build(scale, build_dir if build_dir is not None else default_output_dir(scale),
