@@ -1,0 +1,1 @@
+"""Making a model small and fast: quantisation (:mod:`.quantize`)."""
