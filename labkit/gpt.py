@@ -180,8 +180,9 @@ class GPT(nn.Module):
         S = P + T
         if S > self.config.max_position:
             raise ValueError(f"{S} positions exceed max_position={self.config.max_position}")
-        # (inside torch.func.vmap, as for per-example gradients in DP-SGD, the ids' values cannot be read)
-        readable = not torch._C._functorch.is_functorch_wrapped_tensor(input_ids)
+        # (inside torch.func.vmap, as for per-example gradients in DP-SGD, or while torch.export traces the
+        # model, the ids' values cannot be read)
+        readable = not (torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(input_ids))
         if readable and input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
             raise ValueError(f"input_ids has ids outside [0, {self.config.vocab_size})")
         device = input_ids.device

@@ -41,7 +41,8 @@ __all__ = ["Task", "ClassificationTask", "TaggingTask", "QATask", "TranslationTa
 
 
 def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    first = next(model.parameters(), None)  # a model run by another engine (ONNX Runtime) has none: CPU tensors
+    return first.device if first is not None else torch.device("cpu")
 
 
 def _first(split, limit: int | None):

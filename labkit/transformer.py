@@ -327,7 +327,9 @@ def _lm_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor 
 def _check_ids(ids: torch.Tensor, name: str, vocab_size: int) -> None:
     if ids.dim() != 2 or ids.dtype not in (torch.long, torch.int32, torch.int64):
         raise ValueError(f"{name} must be an integer tensor (B, T), got shape {tuple(ids.shape)} dtype {ids.dtype}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+    # the values cannot be read while torch.export traces the model (ONNX export) or inside torch.func
+    traced = torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(ids)
+    if not traced and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         raise ValueError(f"{name} has ids outside [0, {vocab_size}): min {int(ids.min())}, max {int(ids.max())}")
 
 
