@@ -70,3 +70,36 @@ def test_a_student_learns_from_the_teacher_alone_and_the_teacher_stays_frozen():
     assert TASKS["sentiment"].evaluate(student, tok, data["test"])[0]["accuracy"] == 1.0
     assert all(torch.equal(v, frozen[k]) for k, v in teacher.state_dict().items())
     assert set(student.state_dict()) == {f"student.{k}" for k in student.student.state_dict()}
+
+
+def test_soft_targets_written_beside_the_data_teach_a_student_with_no_labels():
+    from datasets import DatasetDict
+
+    from labkit.compress.distill import DISTILL_TASK, distillation_split, teacher_logits
+    from labkit.finetune import subsample
+
+    tok, data = text_tokenizer(), sentiment_data()
+    cfg = TransformerConfig(vocab_size=len(tok), d_model=32, n_layers=1, n_heads=2, d_ff=64, max_position=32)
+    train = TrainConfig(steps=120, batch_size=8, lr=3e-3, eval_every=120, progress=False, device="cpu")
+    torch.manual_seed(0)
+    teacher = SequenceClassifier(cfg, 2)
+    finetune(TASKS["sentiment"], teacher, tok, data, train)
+    soft = teacher_logits(teacher, tok, data["train"]["text"])
+    assert soft.shape == (len(data["train"]), 2) and (soft <= 0).all()  # log-probabilities
+
+    split = distillation_split(data["train"], soft, 4, seed=3)
+    assert sum(split["labelled"]) == 4
+    chosen = set(subsample(data["train"], 4, 3, "label")["text"])  # the baseline's labelled texts
+    assert {t for t, keep in zip(split["text"], split["labelled"]) if keep} == chosen
+    batch = next(DISTILL_TASK.batches(tok, split, train))
+    assert batch["teacher_logits"].shape == (8, 2) and ((batch["labels"] == -100) | (batch["labels"] >= 0)).all()
+
+    none = distillation_split(data["train"], soft, 0)
+    torch.manual_seed(1)
+    student = Distilled(SequenceClassifier(cfg, 2))  # no live teacher: the soft targets come with the batches
+    finetune(DISTILL_TASK, student, tok, DatasetDict(train=none, validation=data["validation"], test=data["test"]), train)
+    assert TASKS["sentiment"].evaluate(student, tok, data["test"])[0]["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="N = 16"):
+        distillation_split(data["train"], soft[:3], 4)
+    with pytest.raises(ValueError, match="distillation_split"):
+        next(DISTILL_TASK.batches(tok, data["train"], train))
