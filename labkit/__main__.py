@@ -70,6 +70,27 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    try:  # ONNX export and ONNX Runtime come with the deploy extra
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ModuleNotFoundError as err:
+        print(f"labkit bench: error: the bench needs the deploy extra ({err}); "
+              f'install it with pip install -e ".[deploy]"', file=sys.stderr)
+        return 2
+    from .compress.bench import bench_markdown, run_bench
+
+    report = run_bench(args.scale, args.build, args.out, progress=not args.quiet,
+                       log=(lambda *a: None) if args.quiet else print)
+    print(bench_markdown(report))
+    print(f"benched the {args.scale} build's {report['task']} classifier in {report['seconds']['total']:.0f}s; "
+          f"see {report['out']}/report.md")
+    print(json.dumps(report["summary"]))
+    return 0
+
+
 def _default_notebooks() -> str:
     here = Path(__file__).resolve().parents[1] / "notebooks"  # the checkout's chapters
     return str(here if here.is_dir() else Path("notebooks"))
@@ -171,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated audits to run (default all): bias, privacy, fairness, explain, poisoning, typos, injection (when the build has an assistant)")
     a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     a.set_defaults(func=_audit)
+    n = sub.add_parser("bench", help="quantise, export and distil the build's sentiment classifier and measure "
+                                     "accuracy, size, latency and throughput side by side; writes <build>/bench/ "
+                                     "and prints a JSON summary last")
+    n.add_argument("--scale", choices=scales, default="cpu", help="which build to bench (default cpu)")
+    n.add_argument("--build", default=None, help="the build to bench (default: the scale's build folder)")
+    n.add_argument("--out", default=None, help="output folder (default: <build>/bench)")
+    n.add_argument("--quiet", action="store_true", help="no progress lines")
+    n.set_defaults(func=_bench)
     c = sub.add_parser("classroom", help="for teachers: student copies of the chapters, and grading of submissions")
     c.set_defaults(func=_classroom)
     actions = c.add_subparsers(dest="action", metavar="{student,grade}", required=True)

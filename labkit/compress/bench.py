@@ -1,0 +1,392 @@
+"""The compression chain, measured side by side: accuracy, size, latency and throughput of one classifier
+as it is quantised, exported and distilled, and a hybrid of a small edge model with a large cloud one.
+
+Every variant is timed in the same process on the same texts, one after another, so the ratios between
+them hold on any machine even when the absolute milliseconds do not. A request is what a user's call
+costs: tokenising one text and running the model on it. Throughput is texts per second in batches.
+
+    report = run_bench("cpu")                 # labkit bench --scale cpu
+    print(bench_markdown(report))
+
+Variants: the build's classifier (the *teacher*) in float32; weight-only int8 and int4 (:mod:`.quantize`);
+PyTorch's dynamic int8; ONNX float32 and int8 (:mod:`.export`); a student a fraction of its size trained on
+the labels alone, the same student distilled from the teacher (:mod:`.distill`), and that student as int8 ONNX,
+the edge model of the hybrid (云边协同 / 混合部署): the edge model answers when its top probability reaches
+a threshold and defers to the cloud model otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data import load_task
+from ..tasks import TASKS, predict_proba
+from ..training import TrainConfig, seeded
+from .distill import DISTILL_TASK, Distilled, DistillConfig, distillation_split, teacher_logits
+from .export import OnnxClassifier, export_classifier, quantize_onnx
+from .quantize import dynamic_int8, quantize_model, size_bytes
+
+__all__ = ["BenchConfig", "BENCH_CONFIGS", "bench_config", "time_requests", "throughput", "measure",
+           "compression_chain", "framework_rows", "distillation_budgets", "hybrid_curve", "run_bench", "bench_markdown", "bench_summary",
+           "plot_tradeoff", "plot_hybrid"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    """What the bench measures and how long it trains its students."""
+
+    task: str = "sentiment"  # a classification task of the build: sentiment or topic
+    n_requests: int = 200  # single-text requests timed per variant (after 10 untimed)
+    batch_size: int = 32  # texts per batch for throughput
+    n_batches: int = 10  # batches timed for throughput
+    int4_group: int = 32  # inputs sharing one int4 scale
+    student_width: int = 32  # the student's d_model (the teacher's shape is the build's)
+    student_layers: int = 1
+    student_heads: int = 2
+    student_ff: int = 128
+    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=300, batch_size=32, lr=3e-3,
+                                                                           eval_every=300, progress=False))
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(temperature=2.0, alpha=0.5))
+    budgets: tuple[int | None, ...] = (32, 128, None)  # labelled texts for the students (None: all)
+    thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.01)  # edge confidence to answer
+    framework_rounds: int = 5  # alternating timing rounds of labkit against transformers (0: skip)
+    framework_calls: int = 3  # calls per round
+
+    def __post_init__(self):
+        if self.task not in ("sentiment", "topic"):
+            raise ValueError(f"task must be sentiment or topic, got {self.task!r}")
+        if self.n_requests < 10 or self.batch_size < 1 or self.n_batches < 1:
+            raise ValueError(f"need n_requests >= 10 and positive batch_size, n_batches; got {self.n_requests}, "
+                             f"{self.batch_size}, {self.n_batches}")
+        if not self.budgets or any(b is not None and (not isinstance(b, int) or b < 1) for b in self.budgets):
+            raise ValueError(f"budgets must be positive label counts or None (all), got {self.budgets!r}")
+
+
+BENCH_CONFIGS = {
+    "ci": BenchConfig(n_requests=20, n_batches=2, budgets=(32, None), framework_rounds=1, framework_calls=1,
+                      student_train=TrainConfig(steps=60, batch_size=32, lr=3e-3, eval_every=60, progress=False)),
+    "cpu": BenchConfig(),
+    "gpu": BenchConfig(n_requests=500, n_batches=30),
+}
+
+
+def bench_config(scale: str) -> BenchConfig:
+    if scale not in BENCH_CONFIGS:
+        raise ValueError(f"scale must be one of {sorted(BENCH_CONFIGS)}, got {scale!r}")
+    return BENCH_CONFIGS[scale]
+
+
+# ---- timing ----------------------------------------------------------------------------------------
+
+def time_requests(model, tokenizer, texts: list[str], n: int, *, max_length: int = 128) -> dict[str, float]:
+    """p50 and p95 milliseconds of ``n`` single-text requests (tokenise, run), cycling through ``texts``."""
+    if not texts:
+        raise ValueError("texts is empty")
+    seconds = []
+    with torch.inference_mode():
+        for i in range(n + 10):
+            start = time.perf_counter()
+            enc = tokenizer([texts[i % len(texts)]], truncation=True, max_length=max_length, return_tensors="pt")
+            model(enc["input_ids"], enc["attention_mask"])
+            if i >= 10:  # the first calls warm caches and allocators
+                seconds.append(time.perf_counter() - start)
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def throughput(model, tokenizer, texts: list[str], batch_size: int, n_batches: int, *, max_length: int = 128) -> float:
+    """Texts per second over ``n_batches`` batches of ``batch_size`` texts (tokenising included)."""
+    batches = [[texts[(b * batch_size + i) % len(texts)] for i in range(batch_size)] for b in range(n_batches + 1)]
+    with torch.inference_mode():
+        for k, batch in enumerate(batches):
+            if k == 1:
+                start = time.perf_counter()  # batch 0 is the warm-up
+            enc = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            model(enc["input_ids"], enc["attention_mask"])
+    return n_batches * batch_size / (time.perf_counter() - start)
+
+
+def measure(name: str, model, tokenizer, data, cfg: BenchConfig, *, size: int, params: int | None = None) -> dict:
+    """One row of the table: accuracy on the test split, size on disk, request latency, throughput."""
+    task = TASKS[cfg.task]
+    texts = list(data["test"][task.text_column])
+    metrics, _ = task.evaluate(model, tokenizer, data["test"])
+    return {"variant": name, "accuracy": metrics["accuracy"], "size_mb": size / 1e6, "params": params,
+            **time_requests(model, tokenizer, texts, cfg.n_requests, max_length=task.max_length),
+            "throughput": throughput(model, tokenizer, texts, cfg.batch_size, cfg.n_batches, max_length=task.max_length)}
+
+
+# ---- the students ----------------------------------------------------------------------------------
+
+def _student(teacher, cfg: BenchConfig, seed: int):
+    from ..heads import SequenceClassifier
+
+    tc = teacher.config
+    config = replace(tc, d_model=cfg.student_width, n_layers=cfg.student_layers, n_heads=cfg.student_heads,
+                     d_ff=cfg.student_ff)
+    with seeded(seed):
+        return SequenceClassifier(config, teacher.num_labels, id2label=teacher.id2label)
+
+
+def _train_student(teacher, tokenizer, data, soft: np.ndarray | None, n_labelled: int | None, cfg: BenchConfig):
+    """The student trained on ``n_labelled`` labels alone (``soft`` None) or distilled: the same labels plus the
+    teacher's soft targets on every training text. Same seed, same labelled texts, same steps."""
+    from datasets import DatasetDict
+
+    from ..finetune import finetune
+
+    seed = cfg.student_train.seed
+    student = _student(teacher, cfg, seed)
+    if soft is None:
+        finetune(TASKS[cfg.task], student, tokenizer, data, cfg.student_train, n_train=n_labelled, test=False)
+        return student.eval()
+    split = distillation_split(data["train"], soft, n_labelled, seed=seed)
+    wrapped = Distilled(student, cfg=cfg.distill)
+    finetune(DISTILL_TASK, wrapped, tokenizer, DatasetDict(train=split, validation=data["validation"],
+                                                           test=data["test"]), cfg.student_train, test=False)
+    return student.eval()
+
+
+def distillation_budgets(teacher, tokenizer, data, cfg: BenchConfig, *, soft: np.ndarray | None = None,
+                         log: Callable = print, keep: dict | None = None) -> list[dict]:
+    """Test accuracy of the student trained on labels alone and distilled, at each label budget (the students
+    go into ``keep``, keyed by (kind, budget), where one is given)."""
+    if soft is None:
+        soft = teacher_logits(teacher, tokenizer, data["train"][TASKS[cfg.task].text_column])
+    rows = []
+    for budget in cfg.budgets:
+        row = {"labels": len(data["train"]) if budget is None else budget}
+        for kind, s in (("labels_only", None), ("distilled", soft)):
+            start = time.perf_counter()
+            student = _train_student(teacher, tokenizer, data, s, budget, cfg)
+            if keep is not None:
+                keep[kind, budget] = student
+            row[kind] = TASKS[cfg.task].evaluate(student, tokenizer, data["test"])[0]["accuracy"]
+            row[f"{kind}_seconds"] = round(time.perf_counter() - start, 1)
+        rows.append(row)
+        log(f"distillation, {row['labels']} labels: labels only {row['labels_only']:.3f}, distilled {row['distilled']:.3f}")
+    return rows
+
+
+# ---- the hybrid --------------------------------------------------------------------------------------
+
+def hybrid_curve(edge_probs: np.ndarray, cloud_probs: np.ndarray, gold, thresholds, *, edge_ms: float,
+                 cloud_ms: float) -> list[dict]:
+    """The edge model answers where its top probability reaches the threshold, the cloud model elsewhere:
+    accuracy, share deferred and mean latency (every request pays the edge; a deferred one also the cloud)."""
+    edge_probs, cloud_probs, gold = np.asarray(edge_probs), np.asarray(cloud_probs), np.asarray(gold)
+    if edge_probs.shape != cloud_probs.shape or edge_probs.shape[0] != gold.shape[0]:
+        raise ValueError(f"edge {edge_probs.shape}, cloud {cloud_probs.shape} and gold {gold.shape} must match")
+    edge_right, cloud_right = edge_probs.argmax(1) == gold, cloud_probs.argmax(1) == gold
+    rows = []
+    for t in thresholds:
+        defer = edge_probs.max(1) < t  # (N,)
+        rows.append({"threshold": float(t), "deferred": float(defer.mean()),
+                     "accuracy": float(np.where(defer, cloud_right, edge_right).mean()),
+                     "mean_ms": float(edge_ms + defer.mean() * cloud_ms)})
+    return rows
+
+
+# ---- the whole bench ---------------------------------------------------------------------------------
+
+def _params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def compression_chain(build_dir: str | Path, cfg: BenchConfig, workdir: str | Path, *, progress: bool = False,
+                      log: Callable = print) -> dict:
+    """Every variant's row, the distillation budgets and the hybrid curve for the build's ``cfg.task`` classifier."""
+    from ..folders import load_model
+
+    build_dir, workdir = Path(build_dir), Path(workdir)
+    folder = build_dir / cfg.task
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{build_dir} has no {cfg.task} classifier; build it with labkit build")
+    teacher, tokenizer = load_model(folder)
+    teacher = teacher.cpu().eval()
+    scale = json.loads((build_dir / "report.json").read_text()).get("scale", "cpu") \
+        if (build_dir / "report.json").is_file() else "cpu"
+    data = load_task(cfg.task, scale if scale in ("ci", "cpu", "gpu") else "cpu")
+    rows, seconds = [], {}
+
+    def add(name, model, size, params=None):
+        start = time.perf_counter()
+        rows.append(measure(name, model, tokenizer, data, cfg, size=size, params=params))
+        seconds[name] = round(time.perf_counter() - start, 1)
+        r = rows[-1]
+        log(f"{name}: accuracy {r['accuracy']:.3f}, {r['size_mb']:.2f} MB, p50 {r['p50_ms']:.2f} ms, "
+            f"{r['throughput']:.0f} texts/s")
+
+    add("float32 (PyTorch)", teacher, size_bytes(teacher), _params(teacher))
+    add("weight-only int8", quantize_model(teacher, 8), size_bytes(quantize_model(teacher, 8)))
+    int4 = quantize_model(teacher, 4, cfg.int4_group)
+    add(f"weight-only int4 (groups of {cfg.int4_group})", int4, size_bytes(int4))
+    dyn = dynamic_int8(teacher)
+    add("dynamic int8 (PyTorch)", dyn, size_bytes(dyn))
+    onnx_path = export_classifier(teacher, workdir / f"{cfg.task}.onnx")
+    add("ONNX float32", OnnxClassifier(onnx_path), onnx_path.stat().st_size)
+    onnx8 = quantize_onnx(onnx_path, workdir / f"{cfg.task}-int8.onnx")
+    add("ONNX int8", OnnxClassifier(onnx8), onnx8.stat().st_size)
+
+    soft = teacher_logits(teacher, tokenizer, data["train"][TASKS[cfg.task].text_column])
+    students: dict = {}
+    budgets = distillation_budgets(teacher, tokenizer, data, cfg, soft=soft, log=log, keep=students)
+    plain = students.get(("labels_only", None)) or _train_student(teacher, tokenizer, data, None, None, cfg)
+    add("student, labels only", plain, size_bytes(plain), _params(plain))
+    student = students.get(("distilled", None)) or _train_student(teacher, tokenizer, data, soft, None, cfg)
+    add("student, distilled", student, size_bytes(student), _params(student))
+    edge_path = quantize_onnx(export_classifier(student, workdir / "student.onnx"), workdir / "student-int8.onnx")
+    edge = OnnxClassifier(edge_path)
+    add("student, distilled, ONNX int8 (edge)", edge, edge_path.stat().st_size)
+
+    task, test = TASKS[cfg.task], data["test"]
+    texts, gold = list(test[task.text_column]), list(test[task.label_column])
+    by = {r["variant"]: r for r in rows}
+    hybrid = hybrid_curve(predict_proba(edge, tokenizer, texts, max_length=task.max_length),
+                          predict_proba(teacher, tokenizer, texts, max_length=task.max_length), gold, cfg.thresholds,
+                          edge_ms=by["student, distilled, ONNX int8 (edge)"]["p50_ms"],
+                          cloud_ms=by["float32 (PyTorch)"]["p50_ms"])
+    return {"task": cfg.task, "rows": rows, "distillation": budgets, "hybrid": hybrid, "seconds": seconds}
+
+
+def framework_rows(cfg: BenchConfig, *, log: Callable = print) -> list[dict]:
+    """labkit against transformers on the same weights: masked-LM training and inference at two sizes, greedy
+    decoding of the cpu build's mini-GPT shape (:mod:`.frameworks`)."""
+    from ..gpt import GPTConfig
+    from .frameworks import SIZES, decoding_ratio, inference_ratio, training_ratio
+
+    timing = dict(rounds=cfg.framework_rounds, calls=cfg.framework_calls)
+    rows = []
+    for label, size in SIZES.items():
+        rows.append({"what": "training (masked LM)", "size": label, **training_ratio(size, **timing)})
+        rows.append({"what": "inference (masked LM)", "size": label, **inference_ratio(size, **timing)})
+    gpt = GPTConfig(vocab_size=6000, d_model=128, n_layers=4, n_heads=4, d_ff=512, max_position=256)
+    rows.append({"what": "greedy decoding (mini-GPT, KV cache)", "size": "128 wide, 4 layers", **decoding_ratio(gpt, **timing)})
+    for r in rows:
+        log(f"{r['what']}, {r['size']}: labkit {r['labkit_tokens_per_s']:.0f} tokens/s, transformers "
+            f"{r['transformers_tokens_per_s']:.0f}: {r['ratio']:.2f}×")
+    return rows
+
+
+def _ratios(rows: list[dict]) -> dict:
+    """Each variant against the float32 PyTorch model: speed-up of p50 latency and of throughput, size ratio,
+    accuracy change in points."""
+    base = rows[0]
+    return {r["variant"]: {"speedup_p50": base["p50_ms"] / r["p50_ms"], "speedup_throughput": r["throughput"] / base["throughput"],
+                           "size_ratio": r["size_mb"] / base["size_mb"],
+                           "accuracy_points": 100 * (r["accuracy"] - base["accuracy"])} for r in rows}
+
+
+def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str | Path | None = None, *,
+              progress: bool = False, log: Callable = print) -> dict:
+    """Measure the compression chain on the scale's build; write report.json, report.md and the plots to ``out``
+    (default ``<build>/bench``)."""
+    from ..build import default_output_dir
+
+    cfg = bench_config(scale)
+    build_dir = Path(build_dir) if build_dir is not None else default_output_dir(scale)
+    if not (build_dir / "report.json").is_file():
+        raise ValueError(f"no build in {build_dir}; run labkit build --scale {scale} first")
+    out = Path(out) if out is not None else build_dir / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        chain = compression_chain(build_dir, cfg, tmp, progress=progress, log=log)
+    report = {"scale": scale, "build": str(build_dir), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+              **chain, "ratios": _ratios(chain["rows"]), "config": json.loads(json.dumps(asdict(cfg), default=str))}
+    if cfg.framework_rounds:
+        t = time.perf_counter()
+        report["frameworks"] = framework_rows(cfg, log=log)
+        report["seconds"]["frameworks"] = round(time.perf_counter() - t, 1)
+    report["seconds"]["total"] = round(time.perf_counter() - start, 1)
+    report["summary"] = bench_summary(report)
+    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    (out / "report.md").write_text(bench_markdown(report), encoding="utf-8")
+    plot_tradeoff(report["rows"], out / "tradeoff.png")
+    plot_hybrid(report["hybrid"], out / "hybrid.png")
+    report["out"] = str(out)
+    return report
+
+
+def bench_summary(report: dict) -> dict:
+    """The headline ratios, for the CLI's final JSON line."""
+    ratios = report["ratios"]
+    best_int8 = max((v for v in ratios if "int8" in v and "student" not in v), key=lambda v: ratios[v]["speedup_p50"])
+    budgets = report["distillation"]
+    fewest = min(budgets, key=lambda r: r["labels"])
+    frameworks = {f"{r['what']}, {r['size']}": round(r["ratio"], 2) for r in report.get("frameworks", [])}
+    return {"scale": report["scale"], "task": report["task"], "labkit_vs_transformers": frameworks,
+            "fastest_int8": best_int8, "int8_speedup_p50": round(ratios[best_int8]["speedup_p50"], 2),
+            "int8_accuracy_points": round(ratios[best_int8]["accuracy_points"], 2),
+            "edge_size_ratio": round(ratios["student, distilled, ONNX int8 (edge)"]["size_ratio"], 3),
+            "edge_speedup_p50": round(ratios["student, distilled, ONNX int8 (edge)"]["speedup_p50"], 2),
+            f"distilled_vs_labels_only_at_{fewest['labels']}": [round(fewest["distilled"], 3),
+                                                               round(fewest["labels_only"], 3)]}
+
+
+def bench_markdown(report: dict) -> str:
+    """The bench's tables as markdown."""
+    lines = [f"# Bench: the {report['task']} classifier, compressed ({report['scale']} scale, "
+             f"{report['threads']} threads)", "",
+             "| variant | accuracy | size (MB) | p50 ms | p95 ms | texts/s (batch) | speed-up (p50) | size ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        q = report["ratios"][r["variant"]]
+        lines.append(f"| {r['variant']} | {r['accuracy']:.3f} | {r['size_mb']:.2f} | {r['p50_ms']:.2f} | "
+                     f"{r['p95_ms']:.2f} | {r['throughput']:.0f} | {q['speedup_p50']:.2f}× | {q['size_ratio']:.3f} |")
+    lines += ["", "## Distillation: the student's test accuracy by labelled texts", "",
+              "| labels | labels only | distilled |", "|---|---|---|"]
+    lines += [f"| {r['labels']} | {r['labels_only']:.3f} | {r['distilled']:.3f} |" for r in report["distillation"]]
+    if report.get("frameworks"):
+        lines += ["", "## labkit against transformers, same weights, timed alternately (ratio > 1: labkit faster)", "",
+                  "| what | size | labkit tokens/s | transformers tokens/s | ratio |", "|---|---|---|---|---|"]
+        lines += [f"| {r['what']} | {r['size']} | {r['labkit_tokens_per_s']:.0f} | {r['transformers_tokens_per_s']:.0f} | "
+                  f"{r['ratio']:.2f}× |" for r in report["frameworks"]]
+    lines += ["", "## Hybrid: the edge student answers when sure, the cloud model otherwise", "",
+              "| threshold | deferred | accuracy | mean ms |", "|---|---|---|---|"]
+    lines += [f"| {h['threshold']:g} | {h['deferred']:.3f} | {h['accuracy']:.3f} | {h['mean_ms']:.2f} |"
+              for h in report["hybrid"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_tradeoff(rows: list[dict], path: str | Path | None = None):
+    """Accuracy against p50 latency, one bubble per variant, its area the size on disk."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    biggest = max(r["size_mb"] for r in rows)
+    for r in rows:
+        ax.scatter(r["p50_ms"], r["accuracy"], s=40 + 1500 * r["size_mb"] / biggest, alpha=0.5)
+        ax.annotate(r["variant"], (r["p50_ms"], r["accuracy"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set(xlabel="p50 latency of one request (ms)", ylabel="test accuracy",
+           title="Smaller and faster, at what cost? (bubble area = size on disk)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_hybrid(rows: list[dict], path: str | Path | None = None):
+    """Accuracy and mean latency against the share of requests deferred to the cloud."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    shares = [h["deferred"] for h in rows]
+    ax.plot(shares, [h["accuracy"] for h in rows], "o-", label="accuracy")
+    ax.set(xlabel="share of requests deferred to the cloud model", ylabel="accuracy", title="Hybrid deployment")
+    twin = ax.twinx()
+    twin.plot(shares, [h["mean_ms"] for h in rows], "s--", color="C1", label="mean latency (ms)")
+    twin.set_ylabel("mean latency (ms)")
+    fig.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
