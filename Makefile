@@ -1,5 +1,5 @@
 # Foundation Model Lab — the commands a newcomer needs.
-#   make test   set up .venv (if missing) and run the whole test suite
+#   make test   set up .venv (if missing) and run the whole test suite (listing the 25 slowest tests)
 #   make demo   set up and run the main job
 #   make lab    open JupyterLab on notebooks/
 #   make notebooks  re-run every chapter at LAB_SCALE=cpu, storing outputs and run times
@@ -31,7 +31,7 @@ install: $(STAMP)
 # The library/app tests run first: their session builds the ci-scale models once, into
 # $$LABKIT_ARTIFACTS, which the notebooks executed by nbval afterwards reuse.
 test: install
-	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider --durations=25
 
 demo: install
 	$(BIN)/python -m labkit demo

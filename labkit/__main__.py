@@ -91,6 +91,27 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    import json
+
+    from .parallel import init_from_environment, pretrain_scale
+
+    rank, world = init_from_environment()
+    try:
+        result = pretrain_scale(args.scale, args.model, args.out, steps=args.steps, progress=not args.quiet)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0:
+        print(f"pretrained the {args.scale} {args.model} for {result['steps']} steps of {result['global_batch']} "
+              f"on {world} process{'es' if world > 1 else ''} in {result['seconds']:.0f}s (final loss "
+              f"{result['final_loss']:.4f}); saved to {result['out']}")
+        print(json.dumps({k: v for k, v in result.items() if k != "rank"}))
+    return 0
+
+
 def _default_notebooks() -> str:
     here = Path(__file__).resolve().parents[1] / "notebooks"  # the checkout's chapters
     return str(here if here.is_dir() else Path("notebooks"))
@@ -192,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated audits to run (default all): bias, privacy, fairness, explain, poisoning, typos, injection (when the build has an assistant)")
     a.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     a.set_defaults(func=_audit)
+    p = sub.add_parser("pretrain", help="only the build's pretraining (masked LM or mini-GPT), in one process or "
+                                        "data-parallel under torchrun (torchrun --nproc-per-node 2 -m labkit pretrain)")
+    p.add_argument("--scale", choices=scales, default="ci", help="sizes and corpus (default ci)")
+    p.add_argument("--model", choices=["mlm", "gpt"], default="mlm", help="the masked LM (default) or the mini-GPT")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the scale's)")
+    p.add_argument("--out", default=None, help="output folder (default: $LABKIT_ARTIFACTS/<scale>-pretrain)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_pretrain)
     n = sub.add_parser("bench", help="quantise, export and distil the build's sentiment classifier and measure "
                                      "accuracy, size, latency and throughput side by side; writes <build>/bench/ "
                                      "and prints a JSON summary last")

@@ -3,6 +3,12 @@
 AdamW, a learning rate that warms up linearly then decays linearly to zero, gradient
 clipping, seeding, the fastest device (cuda → mps → cpu), bf16 autocast on CUDA, a tqdm
 progress bar, periodic validation, and a loss history for plotting.
+
+**Data parallelism (数据并行)**: started under ``torchrun --nproc-per-node N`` (see ``labkit pretrain``),
+with a process group set up, the same loop runs in N processes. Every process draws the same global
+batch, keeps its own 1/N of the rows (:func:`shard`), and PyTorch's DistributedDataParallel averages the
+gradients across processes during ``backward``, so each optimiser step sees the global batch's mean
+gradient and every copy of the model stays identical.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from torch import nn
 
 from .env import best_device
 
-__all__ = ["TrainConfig", "History", "fit", "seed_everything", "batches", "length_grouped_batches", "model_loss", "evaluating", "seeded", "to_device", "pad"]
+__all__ = ["TrainConfig", "History", "fit", "shard", "distributed", "seed_everything", "batches", "length_grouped_batches", "model_loss", "evaluating", "seeded", "to_device", "pad"]
 
 
 @dataclass(kw_only=True)
@@ -169,6 +175,39 @@ def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
     return model(**batch).loss
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) unless a torch.distributed process group is set up."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard(batch: dict, rank: int, world: int) -> dict:
+    """Process ``rank``'s contiguous 1/world of a named batch's rows (every tensor's first dimension is B)."""
+    if world == 1:
+        return batch
+    sizes = {k: v.shape[0] for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    B = next(iter(sizes.values()), 0)
+    if any(n != B for n in sizes.values()) or B % world:
+        raise ValueError(f"a batch split over {world} processes needs the same number of rows in every tensor, "
+                         f"divisible by {world}; got {sizes} (choose batch_size as a multiple of {world})")
+    per = B // world
+    return {k: v[rank * per:(rank + 1) * per] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class _WithLoss(nn.Module):
+    """The model and its loss as one module, so that DistributedDataParallel's forward covers the whole loss."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
 def fit(
     model: nn.Module,
     train_batches: Iterable[dict],
@@ -194,21 +233,35 @@ def fit(
     if cfg is None:
         raise ValueError("fit needs a TrainConfig (cfg=...)")
     device = torch.device(cfg.device) if cfg.device else best_device()
+    rank, world = distributed()
+    if world > 1 and device.type == "cuda":  # one GPU per process, as torchrun numbers them
+        import os
+
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     was_training = model.training
     model.to(device).train()
+    if world > 1:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        parallel = DistributedDataParallel(_WithLoss(model, loss_fn), device_ids=[device] if device.type == "cuda" else None,
+                                           find_unused_parameters=True)  # a head an objective does not use gets no gradient
+        compute = parallel
+    else:
+        compute = lambda batch: loss_fn(model, batch)  # noqa: E731
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
     use_bf16 = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported()
     history = History(device=str(device))
     start = time.perf_counter()
     it = iter(train_batches)
-    bar = tqdm(range(cfg.steps), desc=desc, disable=not cfg.progress, leave=False)
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not cfg.progress or rank > 0, leave=False)
     try:
         for step in bar:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                loss = loss_fn(model, to_device(next(it), device))
+                loss = compute(to_device(shard(next(it), rank, world), device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate (lr={cfg.lr})")
             optimizer.zero_grad(set_to_none=True)
@@ -217,6 +270,10 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             history.steps.append(step)
+            if world > 1:  # the global batch's loss: the mean of the processes' (equal-sized) shards
+                loss = loss.detach().clone()
+                dist.all_reduce(loss)
+                loss /= world
             history.loss.append(loss.item())
             history.lr.append(lr)
             if step % 20 == 0:

@@ -2,6 +2,8 @@
 student that learns a task from a teacher's soft labels on texts whose labels it never sees."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,13 +55,21 @@ def test_bad_arguments_say_what_was_wrong():
         Distilled(SequenceClassifier(cfg, 2), SequenceClassifier(cfg, 3))
 
 
-def test_a_student_learns_from_the_teacher_alone_and_the_teacher_stays_frozen():
+@functools.cache
+def _teacher():
+    """A tiny sentiment classifier that gets every tiny test review right, its config and training settings."""
     tok, data = text_tokenizer(), sentiment_data()
     cfg = TransformerConfig(vocab_size=len(tok), d_model=32, n_layers=1, n_heads=2, d_ff=64, max_position=32)
     train = TrainConfig(steps=120, batch_size=8, lr=3e-3, eval_every=120, progress=False, device="cpu")
     torch.manual_seed(0)
     teacher = SequenceClassifier(cfg, 2)
     finetune(TASKS["sentiment"], teacher, tok, data, train)
+    return teacher.eval(), cfg, train
+
+
+def test_a_student_learns_from_the_teacher_alone_and_the_teacher_stays_frozen():
+    tok, data = text_tokenizer(), sentiment_data()
+    teacher, cfg, train = _teacher()
     assert TASKS["sentiment"].evaluate(teacher, tok, data["test"])[0]["accuracy"] == 1.0
     frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
 
@@ -79,11 +89,7 @@ def test_soft_targets_written_beside_the_data_teach_a_student_with_no_labels():
     from labkit.finetune import subsample
 
     tok, data = text_tokenizer(), sentiment_data()
-    cfg = TransformerConfig(vocab_size=len(tok), d_model=32, n_layers=1, n_heads=2, d_ff=64, max_position=32)
-    train = TrainConfig(steps=120, batch_size=8, lr=3e-3, eval_every=120, progress=False, device="cpu")
-    torch.manual_seed(0)
-    teacher = SequenceClassifier(cfg, 2)
-    finetune(TASKS["sentiment"], teacher, tok, data, train)
+    teacher, cfg, train = _teacher()
     soft = teacher_logits(teacher, tok, data["train"]["text"])
     assert soft.shape == (len(data["train"]), 2) and (soft <= 0).all()  # log-probabilities
 
