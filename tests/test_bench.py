@@ -64,6 +64,9 @@ def test_the_distillation_budgets_and_the_hybrid_curve(ci_bench):
     by = {r["variant"]: r for r in report["rows"]}
     assert hybrid[-1]["accuracy"] == pytest.approx(by["float32 (PyTorch)"]["accuracy"])  # all deferred: the cloud
     assert hybrid[0]["accuracy"] == pytest.approx(by["student, distilled, ONNX int8 (edge)"]["accuracy"])
+    api = report["api"]  # the dashboard's classify endpoint, served and called through gradio_client
+    assert api["n"] == 10 and api["overhead_p50_ms"] == pytest.approx(api["api_p50_ms"] - api["direct_p50_ms"])
+    assert "api_overhead_p50_ms" in report["summary"]
     frameworks = {(r["what"], r["size"]) for r in report["frameworks"]}
     assert len(frameworks) == 5 and all(r["ratio"] > 0 for r in report["frameworks"])
 

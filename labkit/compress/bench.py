@@ -59,6 +59,7 @@ class BenchConfig:
     thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.01)  # edge confidence to answer
     framework_rounds: int = 5  # alternating timing rounds of labkit against transformers (0: skip)
     framework_calls: int = 3  # calls per round
+    api_requests: int = 100  # classify calls through the dashboard's API and directly, for its overhead
 
     def __post_init__(self):
         if self.task not in ("sentiment", "topic"):
@@ -71,7 +72,7 @@ class BenchConfig:
 
 
 BENCH_CONFIGS = {
-    "ci": BenchConfig(n_requests=20, n_batches=2, budgets=(32, None), framework_rounds=1, framework_calls=1,
+    "ci": BenchConfig(n_requests=20, n_batches=2, budgets=(32, None), framework_rounds=1, framework_calls=1, api_requests=10,
                       student_train=TrainConfig(steps=60, batch_size=32, lr=3e-3, eval_every=60, progress=False)),
     "cpu": BenchConfig(),
     "gpu": BenchConfig(n_requests=500, n_batches=30),
@@ -286,9 +287,10 @@ def _ratios(rows: list[dict]) -> dict:
 
 
 def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str | Path | None = None, *,
-              progress: bool = False, log: Callable = print) -> dict:
+              progress: bool = False, log: Callable = print, api: Callable | None = None) -> dict:
     """Measure the compression chain on the scale's build; write report.json, report.md and the plots to ``out``
-    (default ``<build>/bench``)."""
+    (default ``<build>/bench``). ``api(build_dir, n)``, where given, measures the dashboard's API overhead
+    (``labkit bench`` passes :func:`apps.overhead.api_overhead` when the apps extra is installed)."""
     from ..build import default_output_dir
 
     cfg = bench_config(scale)
@@ -306,6 +308,10 @@ def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str |
         t = time.perf_counter()
         report["frameworks"] = framework_rows(cfg, log=log)
         report["seconds"]["frameworks"] = round(time.perf_counter() - t, 1)
+    if api is not None:
+        report["api"] = api(build_dir, cfg.api_requests)
+        log(f"dashboard API: p50 {report['api']['api_p50_ms']:.1f} ms against {report['api']['direct_p50_ms']:.1f} ms "
+            f"calling the handler directly: {report['api']['overhead_p50_ms']:.1f} ms of overhead")
     report["seconds"]["total"] = round(time.perf_counter() - start, 1)
     report["summary"] = bench_summary(report)
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -340,13 +346,14 @@ def bench_summary(report: dict) -> dict:
     budgets = report["distillation"]
     fewest = min(budgets, key=lambda r: r["labels"])
     frameworks = {f"{r['what']}, {r['size']}": round(r["ratio"], 2) for r in report.get("frameworks", [])}
+    api = {"api_overhead_p50_ms": round(report["api"]["overhead_p50_ms"], 1)} if report.get("api") else {}
     return {"scale": report["scale"], "task": report["task"], "labkit_vs_transformers": frameworks,
             "fastest_int8": best_int8, "int8_speedup_p50": round(ratios[best_int8]["speedup_p50"], 2),
             "int8_accuracy_points": round(ratios[best_int8]["accuracy_points"], 2),
             "edge_size_ratio": round(ratios["student, distilled, ONNX int8 (edge)"]["size_ratio"], 3),
             "edge_speedup_p50": round(ratios["student, distilled, ONNX int8 (edge)"]["speedup_p50"], 2),
             f"distilled_vs_labels_only_at_{fewest['labels']}": [round(fewest["distilled"], 3),
-                                                               round(fewest["labels_only"], 3)]}
+                                                               round(fewest["labels_only"], 3)], **api}
 
 
 def bench_markdown(report: dict) -> str:
@@ -367,6 +374,13 @@ def bench_markdown(report: dict) -> str:
                   "| what | size | labkit tokens/s | transformers tokens/s | ratio |", "|---|---|---|---|---|"]
         lines += [f"| {r['what']} | {r['size']} | {r['labkit_tokens_per_s']:.0f} | {r['transformers_tokens_per_s']:.0f} | "
                   f"{r['ratio']:.2f}× |" for r in report["frameworks"]]
+    if report.get("api"):
+        a = report["api"]
+        lines += ["", "## The dashboard's API (cloud): the classify endpoint through gradio_client against its handler", "",
+                  "| | p50 ms | p95 ms |", "|---|---|---|",
+                  f"| handler called directly | {a['direct_p50_ms']:.1f} | {a['direct_p95_ms']:.1f} |",
+                  f"| through the API | {a['api_p50_ms']:.1f} | {a['api_p95_ms']:.1f} |",
+                  f"| overhead | {a['overhead_p50_ms']:.1f} | |"]
     lines += ["", "## Hybrid: the edge student answers when sure, the cloud model otherwise", "",
               "| threshold | deferred | accuracy | mean ms |", "|---|---|---|---|"]
     lines += [f"| {h['threshold']:g} | {h['deferred']:.3f} | {h['accuracy']:.3f} | {h['mean_ms']:.2f} |"
