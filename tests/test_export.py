@@ -70,3 +70,24 @@ def test_bad_arguments_say_what_to_do(exported, tmp_path):
         OnnxClassifier(tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="export_classifier"):
         quantize_onnx(tmp_path / "missing.onnx", tmp_path / "out.onnx")
+
+
+def test_the_translation_models_encoder_exports_with_its_hidden_states(tmp_path):
+    import onnxruntime as ort
+
+    from labkit.compress.export import export_encoder
+    from labkit.transformer import Seq2Seq
+
+    cfg = TransformerConfig(vocab_size=120, d_model=32, n_layers=2, n_decoder_layers=1, n_heads=2, d_ff=64,
+                            max_position=40)
+    torch.manual_seed(0)
+    model = Seq2Seq(cfg).eval()
+    session = ort.InferenceSession(str(export_encoder(model, tmp_path / "encoder.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    ids = torch.randint(1, 120, (3, 13), generator=torch.Generator().manual_seed(4))
+    mask = torch.ones_like(ids)
+    mask[2, 6:] = 0
+    memory = session.run(["last_hidden_state"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    with torch.no_grad():
+        reference = model.encoder(ids, mask).last_hidden_state  # (B, T, C): what the decoder attends to
+    torch.testing.assert_close(torch.from_numpy(memory), reference, atol=1e-4, rtol=1e-4)

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from ..heads import ClassifierOutput
 
-__all__ = ["export_classifier", "OnnxClassifier", "quantize_onnx"]
+__all__ = ["export_classifier", "export_encoder", "OnnxClassifier", "quantize_onnx"]
 
 _INPUTS = ("input_ids", "attention_mask")
 
@@ -40,9 +40,32 @@ class _Logits(nn.Module):
         return self.model(input_ids, attention_mask).logits
 
 
+class _Hidden(nn.Module):
+    """(input_ids, attention_mask) → the encoder's last hidden states."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask):  # (B, T), (B, T) -> (B, T, C)
+        return self.encoder(input_ids, attention_mask).last_hidden_state
+
+
 def export_classifier(model: nn.Module, path: str | Path, *, example_length: int = 16) -> Path:
     """Write ``model`` (a :class:`~labkit.heads.SequenceClassifier`, or anything whose ``forward(input_ids,
     attention_mask)`` returns ``.logits``) to ``path`` as ONNX, with free batch and sequence lengths."""
+    return _export(_Logits(model), model, path, "logits", example_length)
+
+
+def export_encoder(model: nn.Module, path: str | Path, *, example_length: int = 16) -> Path:
+    """Write the encoder of ``model`` (a :class:`~labkit.transformer.Seq2Seq` such as the translation model, a
+    classifier, or an :class:`~labkit.transformer.Encoder`) to ``path`` as ONNX: (input_ids, attention_mask) →
+    ``last_hidden_state`` (B, T, C), the memory the decoder attends to."""
+    encoder = getattr(model, "encoder", model)
+    return _export(_Hidden(encoder), encoder, path, "last_hidden_state", example_length)
+
+
+def _export(wrapper: nn.Module, model: nn.Module, path: str | Path, output: str, example_length: int) -> Path:
     path = Path(path)
     if path.suffix != ".onnx":
         raise ValueError(f"path must end in .onnx, got {path.name!r}")
@@ -50,14 +73,14 @@ def export_classifier(model: nn.Module, path: str | Path, *, example_length: int
     if not 2 <= example_length <= max_position:
         raise ValueError(f"example_length must be in [2, {max_position}], got {example_length}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.cpu().eval()
+    wrapper = wrapper.cpu().eval()
     ids = torch.full((2, example_length), 5, dtype=torch.long)  # any ids: only the shapes are traced
     mask = torch.ones_like(ids)
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", min=2, max=max_position)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(_Logits(model), (ids, mask), input_names=list(_INPUTS), output_names=["logits"],
+        program = torch.onnx.export(wrapper, (ids, mask), input_names=list(_INPUTS), output_names=[output],
                                     dynamic_shapes={"input_ids": {0: batch, 1: length},
                                                     "attention_mask": {0: batch, 1: length}},
                                     dynamo=True, verbose=False)
