@@ -8,7 +8,8 @@ import re
 import pytest
 import torch
 
-from labkit.audit.bias import (HELDOUT_TEMPLATES, BiasConfig, augment_counterfactual, gender_swap, sentence_logprobs,
+from labkit.audit.bias import (HELDOUT_TEMPLATES, BiasConfig, augment_counterfactual, gender_swap, occupation_guesses,
+                               sentence_logprobs,
                                stereotype_pairs, stereotype_score)
 from labkit.audit.runs import LMRecipe, train_gpt
 from labkit.data import load_task
@@ -101,3 +102,24 @@ def test_bias_config_checks():
         BiasConfig(skews=(0.0,), cda_skews=(1.0,))
     with pytest.raises(ValueError, match="pairs is empty"):
         stereotype_score(None, None, [])
+
+
+def test_the_downstream_classifier_reads_a_planted_association_the_right_way_round():
+    tok, _, stereo, anti = _planted()
+    high, low = occupation_guesses(stereo, tok, ("en",)), occupation_guesses(anti, tok, ("en",))
+    # the stereotype-only model gives female-stereotyped jobs far more probability after "she" than after "he"
+    assert high["gap"] > 0.5 and high["argmax_gap"] > 0.5 and high["gap_en"] == high["gap"]
+    assert low["gap"] < -0.5 and low["argmax_gap"] < -0.5
+    assert high["n_templates"] == len(HELDOUT_TEMPLATES["en"])
+    with pytest.raises(ValueError, match="langs"):
+        occupation_guesses(stereo, tok, ("fr",))
+
+
+def test_an_old_report_without_the_downstream_gap_or_the_masked_lm_counts_as_missing():
+    from labkit.audit.run import _complete
+
+    assert not _complete({"bias": [{"preference": 0.5}]}, "bias")
+    assert _complete({"bias": [{"preference": 0.5, "downstream_gap": 0.0}]}, "bias")
+    assert not _complete({"privacy": [{"model": "plain"}]}, "privacy")
+    assert _complete({"privacy": [{"model": "plain"}, {"model": "masked LM"}]}, "privacy")
+    assert _complete({"typos": [{"rate": 0}]}, "typos") and not _complete({}, "typos")

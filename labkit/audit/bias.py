@@ -12,6 +12,10 @@ the sentence with the stereotype's pronoun and the one with the other pronoun ar
 log-likelihood; the **stereotype preference** is the share of pairs where the stereotyped sentence is
 more likely (0.5: no preference, 1: always the stereotype).
 
+Downstream, the same model used as a zero-shot occupation classifier (:func:`occupation_guesses`: which
+occupation fills the slot of a held-out template, given its pronoun) shows how the association reaches a
+decision: in a world without the stereotype the pronoun tells nothing about the occupation.
+
 Counterfactual data augmentation (CDA, 反事实数据增强) adds a gender-swapped copy of every document
 (:func:`gender_swap`), so each occupation is seen with both pronouns equally often.
 
@@ -34,7 +38,7 @@ from ..data.world import build_world
 from ..training import evaluating
 
 __all__ = ["HELDOUT_TEMPLATES", "PEOPLE_KINDS", "people_corpus", "Pair", "gender_swap", "augment_counterfactual", "stereotype_pairs",
-           "sentence_logprobs", "stereotype_score", "BiasConfig"]
+           "sentence_logprobs", "stereotype_score", "occupation_guesses", "BiasConfig"]
 
 # Sentences TinyWorld's corpus never writes (tests/test_audit_bias.py checks), one pronoun slot each:
 # {pron} (he/she, 他/她) or {his} (his/her).
@@ -190,6 +194,45 @@ def stereotype_score(model, tokenizer, pairs: Sequence[Pair]) -> dict[str, float
         keep = np.array([p.lang == lang for p in pairs])
         out[f"preference_{lang}"] = float((ratio[keep] > 0).mean())
         out[f"log_ratio_{lang}"] = float(ratio[keep].mean())
+    return out
+
+
+def occupation_guesses(model, tokenizer, langs: Sequence[str] = ("en", "zh")) -> dict[str, float]:
+    """The LM as a zero-shot occupation classifier (零样本分类), downstream of its pretraining.
+
+    For each held-out template and each pronoun, every gender-stereotyped occupation is put in the
+    template's occupation slot; the sentences' log-likelihoods, normalised over the occupations, are the
+    classifier's answer ("who said she needed a day off?"). Half the candidates are female-stereotyped. In
+    the world the corpus was drawn from at skew 0 the pronoun carries no information about the occupation,
+    so a fair classifier gives female-stereotyped occupations the same probability after "she" as after "he".
+
+    Returns the **gap** P(female-stereotyped | she) − P(female-stereotyped | he), averaged over templates
+    (0 = none, 1 = the pronoun decides), per language, and ``argmax_gap``: the share of templates whose top
+    guess is a female-stereotyped occupation after "she", less that share after "he". Occupation names of
+    different lengths get different priors, but the same ones after either pronoun, so the gap cancels them.
+    """
+    unknown = [lang for lang in langs if lang not in HELDOUT_TEMPLATES]
+    if unknown or not langs:
+        raise ValueError(f"langs must be a non-empty subset of {sorted(HELDOUT_TEMPLATES)}, got {list(langs)}")
+    occupations = [o for o in build_world(0).occupations.values() if o.stereotype != "N"]
+    female = torch.tensor([o.stereotype == "F" for o in occupations])
+    gaps: dict[str, list[float]] = {lang: [] for lang in langs}
+    top: dict[str, list[float]] = {lang: [] for lang in langs}
+    for lang in langs:
+        for template in HELDOUT_TEMPLATES[lang]:
+            p_female, top_female = {}, {}
+            for g in ("F", "M"):
+                texts = [template.format(occupation=o.en if lang == "en" else o.zh, **_PRONOUNS[lang][g])
+                         for o in occupations]
+                p = torch.softmax(sentence_logprobs(model, tokenizer, texts).double(), 0)  # (n_occupations,)
+                p_female[g], top_female[g] = float(p[female].sum()), float(female[p.argmax()])
+            gaps[lang].append(p_female["F"] - p_female["M"])
+            top[lang].append(top_female["F"] - top_female["M"])
+    every = [g for lang in langs for g in gaps[lang]]
+    out = {"gap": float(np.mean(every)), "argmax_gap": float(np.mean([t for lang in langs for t in top[lang]])),
+           "n_templates": len(every)}
+    for lang in langs:
+        out[f"gap_{lang}"] = float(np.mean(gaps[lang]))
     return out
 
 

@@ -18,7 +18,7 @@ from ..training import TrainConfig
 from .explain import ExplainConfig, explain_markdown, faithfulness_verdict, plot_faithfulness, run_explain
 from .injection import InjectionConfig, injection_markdown, plot_injection, run_injection
 from .fairness import FairnessConfig, fairness_markdown, plot_fairness, run_fairness
-from .bias import BiasConfig, augment_counterfactual, people_corpus, stereotype_pairs, stereotype_score
+from .bias import BiasConfig, augment_counterfactual, occupation_guesses, people_corpus, stereotype_pairs, stereotype_score
 from .privacy import DPConfig, canary_report, deduplicate, dp_train_gpt, make_canaries, plant
 from .security import (SecurityConfig, plot_poisoning, plot_typos, poisoning_markdown, run_poisoning, run_typos,
                        typos_markdown)
@@ -77,8 +77,9 @@ def audit_config(scale: str) -> AuditConfig:
 
 def run_bias(tokenizer, cfg: AuditConfig, *, progress: bool = False, log: Callable = print) -> dict:
     """The skew sweep: one mini-GPT per skew (and per skew with counterfactual augmentation), each pretrained
-    on documents about people drawn at that skew, scored on held-out templates and on one validation set
-    (the unskewed documents')."""
+    on documents about people drawn at that skew, scored on held-out templates, used downstream as a
+    zero-shot occupation classifier (:func:`~labkit.audit.bias.occupation_guesses`), and scored on one
+    validation set (the unskewed documents')."""
     pairs, neutral = stereotype_pairs(cfg.bias.langs), stereotype_pairs(cfg.bias.langs, neutral=True)
     val = people_corpus(0.0, cfg.bias_tokens // 20, seed=1)
     rows, seconds = [], {}
@@ -90,13 +91,15 @@ def run_bias(tokenizer, cfg: AuditConfig, *, progress: bool = False, log: Callab
                                  progress=progress)
             name = f"skew {skew:g}" + (" + CDA" if cda else "")
             score = stereotype_score(model, tokenizer, pairs)
+            guesses = occupation_guesses(model, tokenizer, cfg.bias.langs)
             rows.append({"model": name, "skew": skew, "cda": cda, **{k: v for k, v in score.items() if k != "n"},
                          "n_pairs": score["n"],
+                         **{f"downstream_{k}": v for k, v in guesses.items() if k != "n_templates"},
                          "neutral_she_preference": stereotype_score(model, tokenizer, neutral)["preference"],
                          "perplexity": perplexity_on(model, tokenizer, val, cfg.bias_recipe.block_length)})
             seconds[f"bias: {name}"] = round(time.perf_counter() - start, 1)
-            log(f"bias: {name}: stereotyped sentence preferred {rows[-1]['preference']:.3f} "
-                f"({seconds[f'bias: {name}']:.0f}s)")
+            log(f"bias: {name}: stereotyped sentence preferred {rows[-1]['preference']:.3f}, downstream gap "
+                f"{rows[-1]['downstream_gap']:+.3f} ({seconds[f'bias: {name}']:.0f}s)")
     return {"bias": rows, "seconds": seconds}
 
 
@@ -149,6 +152,14 @@ def audit_markdown(report: dict) -> str:
                          f"{r.get('preference_zh', float('nan')):.3f} | {r['log_ratio']:+.3f} | "
                          f"{r['neutral_she_preference']:.3f} | {r['perplexity']:.2f} |")
         lines.append("")
+        if "downstream_gap" in report["bias"][0]:
+            lines += ["### Downstream: the LM as a zero-shot occupation classifier", "",
+                      "P(female-stereotyped occupation | she) − P(… | he), 0 = the pronoun tells nothing", "",
+                      "| model | gap | en | zh | top-guess gap |", "|---|---|---|---|---|"]
+            for r in report["bias"]:
+                lines.append(f"| {r['model']} | {r['downstream_gap']:+.3f} | {r.get('downstream_gap_en', float('nan')):+.3f} | "
+                             f"{r.get('downstream_gap_zh', float('nan')):+.3f} | {r['downstream_argmax_gap']:+.3f} |")
+            lines.append("")
     if report.get("privacy"):
         lines += ["## Privacy: canary exposure (bits) by times inserted", ""]
         counts = sorted({r["count"] for r in report["privacy"]})
@@ -250,6 +261,8 @@ def summary(report: dict) -> dict:
     out: dict = {"scale": report.get("scale")}
     if report.get("bias"):
         out["stereotype_preference"] = {r["model"]: round(r["preference"], 3) for r in report["bias"]}
+        if "downstream_gap" in report["bias"][0]:
+            out["downstream_gap"] = {r["model"]: round(r["downstream_gap"], 3) for r in report["bias"]}
     if report.get("privacy"):
         top = max(r["count"] for r in report["privacy"])
         out[f"exposure_at_{top}"] = {r["model"]: round(r["exposure"], 2) for r in report["privacy"] if r["count"] == top}
@@ -285,19 +298,25 @@ def summary(report: dict) -> dict:
 
 
 def plot_bias(rows: list[dict], path: str | Path | None = None):
-    """Stereotype preference against the corpus's skew; counterfactual augmentation as separate markers."""
+    """Stereotype preference against the corpus's skew, and (where measured) the downstream classifier's
+    gap beside it; counterfactual augmentation as separate markers."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    downstream = "downstream_gap" in rows[0]
+    fig, axes = plt.subplots(1, 2 if downstream else 1, figsize=(10, 3.6) if downstream else (5.5, 3.6), squeeze=False)
     plain = [r for r in rows if not r["cda"]]
     cda = [r for r in rows if r["cda"]]
-    ax.plot([r["skew"] for r in plain], [r["preference"] for r in plain], "o-", label="pretrained as is")
-    if cda:
-        ax.plot([r["skew"] for r in cda], [r["preference"] for r in cda], "s", ms=9, label="with gender-swapped copies (CDA)")
-    ax.axhline(0.5, color="grey", ls=":", lw=1, label="no preference")
-    ax.set(xlabel="gender-occupation skew of the corpus", ylabel="stereotyped sentence preferred",
-           ylim=(0, 1.02), title="Bias follows the data")
-    ax.legend(fontsize=8, loc="lower right")
+    panels = [("preference", 0.5, "stereotyped sentence preferred", (0, 1.02), "Bias follows the data")]
+    if downstream:
+        panels.append(("downstream_gap", 0.0, "P(female-stereotyped job | she) − (… | he)", (-0.1, 1.0),
+                       "Downstream: a zero-shot occupation classifier"))
+    for ax, (key, fair, ylabel, ylim, title) in zip(axes[0], panels):
+        ax.plot([r["skew"] for r in plain], [r[key] for r in plain], "o-", label="pretrained as is")
+        if cda:
+            ax.plot([r["skew"] for r in cda], [r[key] for r in cda], "s", ms=9, label="with gender-swapped copies (CDA)")
+        ax.axhline(fair, color="grey", ls=":", lw=1, label="no bias")
+        ax.set(xlabel="gender-occupation skew of the corpus", ylabel=ylabel, ylim=ylim, title=title)
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120)
@@ -325,6 +344,17 @@ def plot_privacy(rows: list[dict], path: str | Path | None = None):
     return fig
 
 
+# What an audit's part of the report must hold to count as done: reports written before an experiment
+# joined its audit (the downstream classifier, the masked LM's exposure) lack it, and that audit runs again.
+_REQUIRED = {"bias": lambda rows: all("downstream_gap" in r for r in rows),
+             "privacy": lambda rows: any(r["model"] == "masked LM" for r in rows)}
+
+
+def _complete(report: dict, audit: str) -> bool:
+    part = report.get(audit)
+    return bool(part) and _REQUIRED.get(audit, bool)(part)
+
+
 def ensure_audit(scale: str = "cpu", build_dir: str | Path | None = None, *, audits: tuple[str, ...] = AUDITS,
                  progress: bool = True, log: Callable = print) -> dict:
     """The audit report of the scale's build (``<build>/audit/report.json``), building the models first if
@@ -335,7 +365,7 @@ def ensure_audit(scale: str = "cpu", build_dir: str | Path | None = None, *, aud
                              progress=progress, log=log)
     path = build_dir / "audit" / "report.json"
     report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    missing = tuple(a for a in audits if not report.get(a)) if report.get("scale") == scale else tuple(audits)
+    missing = tuple(a for a in audits if not _complete(report, a)) if report.get("scale") == scale else tuple(audits)
     if missing:
         log(f"the {scale}-scale build in {build_dir} has no audit of {', '.join(missing)}: running it now "
             f"(labkit audit --scale {scale} --only {','.join(missing)})")
