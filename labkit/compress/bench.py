@@ -57,6 +57,8 @@ class BenchConfig:
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(temperature=2.0, alpha=0.5))
     budgets: tuple[int | None, ...] = (32, 128, None)  # labelled texts for the students (None: all)
     thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.01)  # edge confidence to answer
+    threads: int = 1  # CPU threads for every timed variant (PyTorch and ONNX Runtime): one core, as on a small
+    # device, and steady on a shared machine (several threads of one process wait on each other when a core is busy)
     framework_rounds: int = 5  # alternating timing rounds of labkit against transformers (0: skip)
     framework_calls: int = 3  # calls per round
     api_requests: int = 100  # classify calls through the dashboard's API and directly, for its overhead
@@ -74,7 +76,7 @@ class BenchConfig:
 BENCH_CONFIGS = {
     "ci": BenchConfig(n_requests=20, n_batches=2, budgets=(32, None), framework_rounds=1, framework_calls=1, api_requests=10,
                       student_train=TrainConfig(steps=60, batch_size=32, lr=3e-3, eval_every=60, progress=False)),
-    "cpu": BenchConfig(),
+    "cpu": BenchConfig(n_requests=100, framework_rounds=3),
     "gpu": BenchConfig(n_requests=500, n_batches=30),
 }
 
@@ -233,9 +235,9 @@ def compression_chain(build_dir: str | Path, cfg: BenchConfig, workdir: str | Pa
     dyn = dynamic_int8(teacher)
     add("dynamic int8 (PyTorch)", dyn, size_bytes(dyn))
     onnx_path = export_classifier(teacher, workdir / f"{cfg.task}.onnx")
-    add("ONNX float32", OnnxClassifier(onnx_path), onnx_path.stat().st_size)
+    add("ONNX float32", OnnxClassifier(onnx_path, threads=cfg.threads), onnx_path.stat().st_size)
     onnx8 = quantize_onnx(onnx_path, workdir / f"{cfg.task}-int8.onnx")
-    add("ONNX int8", OnnxClassifier(onnx8), onnx8.stat().st_size)
+    add("ONNX int8", OnnxClassifier(onnx8, threads=cfg.threads), onnx8.stat().st_size)
 
     soft = teacher_logits(teacher, tokenizer, data["train"][TASKS[cfg.task].text_column])
     students: dict = {}
@@ -245,7 +247,7 @@ def compression_chain(build_dir: str | Path, cfg: BenchConfig, workdir: str | Pa
     student = students.get(("distilled", None)) or _train_student(teacher, tokenizer, data, soft, None, cfg)
     add("student, distilled", student, size_bytes(student), _params(student))
     edge_path = quantize_onnx(export_classifier(student, workdir / "student.onnx"), workdir / "student-int8.onnx")
-    edge = OnnxClassifier(edge_path)
+    edge = OnnxClassifier(edge_path, threads=cfg.threads)
     add("student, distilled, ONNX int8 (edge)", edge, edge_path.stat().st_size)
 
     task, test = TASKS[cfg.task], data["test"]
@@ -300,14 +302,19 @@ def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str |
     out = Path(out) if out is not None else build_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        chain = compression_chain(build_dir, cfg, tmp, progress=progress, log=log)
-    report = {"scale": scale, "build": str(build_dir), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-              **chain, "ratios": _ratios(chain["rows"]), "config": json.loads(json.dumps(asdict(cfg), default=str))}
-    if cfg.framework_rounds:
-        t = time.perf_counter()
-        report["frameworks"] = framework_rows(cfg, log=log)
-        report["seconds"]["frameworks"] = round(time.perf_counter() - t, 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            chain = compression_chain(build_dir, cfg, tmp, progress=progress, log=log)
+        report = {"scale": scale, "build": str(build_dir), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                  **chain, "ratios": _ratios(chain["rows"]), "config": json.loads(json.dumps(asdict(cfg), default=str))}
+        if cfg.framework_rounds:
+            t = time.perf_counter()
+            report["frameworks"] = framework_rows(cfg, log=log)
+            report["seconds"]["frameworks"] = round(time.perf_counter() - t, 1)
+    finally:
+        torch.set_num_threads(threads)
     if api is not None:
         report["api"] = api(build_dir, cfg.api_requests)
         log(f"dashboard API: p50 {report['api']['api_p50_ms']:.1f} ms against {report['api']['direct_p50_ms']:.1f} ms "
@@ -341,15 +348,20 @@ def ensure_bench(scale: str = "cpu", build_dir: str | Path | None = None, *, pro
 
 def bench_summary(report: dict) -> dict:
     """The headline ratios, for the CLI's final JSON line."""
-    ratios = report["ratios"]
-    best_int8 = max((v for v in ratios if "int8" in v and "student" not in v), key=lambda v: ratios[v]["speedup_p50"])
+    ratios, by = report["ratios"], {r["variant"]: r for r in report["rows"]}
+
+    def against(fast: str, slow: str) -> dict:  # int8 against float32 on the same engine
+        return {"speedup_p50": round(by[slow]["p50_ms"] / by[fast]["p50_ms"], 2),
+                "accuracy_points": round(100 * (by[fast]["accuracy"] - by[slow]["accuracy"]), 2)}
+
     budgets = report["distillation"]
     fewest = min(budgets, key=lambda r: r["labels"])
     frameworks = {f"{r['what']}, {r['size']}": round(r["ratio"], 2) for r in report.get("frameworks", [])}
     api = {"api_overhead_p50_ms": round(report["api"]["overhead_p50_ms"], 1)} if report.get("api") else {}
     return {"scale": report["scale"], "task": report["task"], "labkit_vs_transformers": frameworks,
-            "fastest_int8": best_int8, "int8_speedup_p50": round(ratios[best_int8]["speedup_p50"], 2),
-            "int8_accuracy_points": round(ratios[best_int8]["accuracy_points"], 2),
+            "int8_vs_float32_pytorch": against("dynamic int8 (PyTorch)", "float32 (PyTorch)"),
+            "int8_vs_float32_onnx": against("ONNX int8", "ONNX float32"),
+            "onnx_vs_pytorch_float32_speedup_p50": round(ratios["ONNX float32"]["speedup_p50"], 2),
             "edge_size_ratio": round(ratios["student, distilled, ONNX int8 (edge)"]["size_ratio"], 3),
             "edge_speedup_p50": round(ratios["student, distilled, ONNX int8 (edge)"]["speedup_p50"], 2),
             f"distilled_vs_labels_only_at_{fewest['labels']}": [round(fewest["distilled"], 3),
