@@ -27,8 +27,8 @@
 #
 # **Learning objectives.** After this chapter you can
 # 1. say why a model is judged on more than accuracy, and what a planted knob makes possible;
-# 2. measure a stereotype with sentence pairs, follow it as the corpus's skew rises, and remove it
-#    with counterfactual data augmentation;
+# 2. measure a stereotype with sentence pairs and in a downstream zero-shot classifier, follow it as
+#    the corpus's skew rises, and remove it with counterfactual data augmentation;
 # 3. split a score by group, compute demographic-parity and equalised-odds gaps, and decide with a
 #    bootstrap interval whether a gap is real;
 # 4. plant a canary, compute its exposure from a model's ranking of every possible secret, extract
@@ -76,6 +76,7 @@ if importlib.util.find_spec("labkit") is None:
     if not os.path.isdir(folder):
         subprocess.run(["git", "clone", "--depth", "1", LAB_REPO, folder], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{folder}[lab]"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{folder}[audit]"], check=True)  # captum, opacus
     sys.path.insert(0, os.path.abspath(folder))  # let this running kernel import it at once
     importlib.invalidate_caches()
 print("labkit is installed:", importlib.util.find_spec("labkit") is not None)
@@ -93,8 +94,8 @@ import torch
 import transformers
 from IPython.display import Markdown, display
 
-from labkit.audit.bias import augment_counterfactual, gender_swap, people_corpus, sentence_logprobs, \
-    stereotype_pairs, stereotype_score
+from labkit.audit.bias import augment_counterfactual, gender_swap, occupation_guesses, people_corpus, \
+    sentence_logprobs, stereotype_pairs, stereotype_score
 from labkit.audit.explain import attributions, class_probabilities, encode, explain_ids, explain_markdown, \
     plot_faithfulness
 from labkit.audit.fairness import GROUPS, fairness_markdown, name_origin, parity_gaps, plot_fairness
@@ -235,6 +236,41 @@ assert before.rate > 0.95 and abs(after.rate - 0.5) < 0.05
 # square in the plot) is back near 0.5. CDA has limits the table does
 # not show: it needs a list of what to swap, it doubles the data, and it removes only the
 # associations someone thought of listing.
+#
+# **Downstream: does the bias reach a decision?** A preference between two sentences harms nobody by
+# itself; what matters is whether it changes what the model *does* when someone uses it. Use each
+# mini-GPT as a zero-shot occupation classifier: put every stereotyped occupation into a held-out
+# template with a fixed pronoun ("yesterday the ___ called because she needed a day off") and let the
+# sentence likelihoods, normalised over the 20 occupations, be the classifier's answer. Half the
+# occupations are female-stereotyped, and in the world at skew 0 the pronoun says nothing about the
+# job, so a fair classifier gives those occupations the same probability after *she* as after *he*.
+# The **downstream gap** is the difference, averaged over templates (0: none; 1: the pronoun decides).
+# On the build's GPT, trained on the whole corpus at skew 0:
+
+# %%
+guess = occupation_guesses(gpt, gpt_tokenizer)  # 20 occupations × 10 templates × 2 pronouns, scored live
+print(f"P(female-stereotyped job | she) − P(… | he) = {guess['gap']:+.3f} "
+      f"(English {guess['gap_en']:+.3f}, Chinese {guess['gap_zh']:+.3f}); top guess: {guess['argmax_gap']:+.2f}")
+assert guess["n_templates"] == 10 and abs(guess["gap"]) < 0.1  # a balanced corpus: no strong gap
+
+# %%
+display(bias[["skew", "preference", "downstream_gap", "downstream_gap_en", "downstream_gap_zh",
+              "downstream_argmax_gap"]].round(3))
+if LAB_SCALE == "cpu":
+    top, bottom, cda = plain_bias.iloc[-1], plain_bias.iloc[0], bias[bias["cda"]].iloc[0]
+    assert plain_bias["downstream_gap"].is_monotonic_increasing  # each step of skew widens the gap
+    assert abs(bottom["downstream_gap"]) < 0.03 and top["downstream_gap"] > bottom["downstream_gap"] + 0.08
+    assert top["downstream_gap_zh"] > top["downstream_gap_en"]
+    assert cda["downstream_gap"] < top["downstream_gap"] / 2  # augmentation removes most of it downstream too
+
+# %% [markdown]
+# The gap rises with the skew just as the preference does (the right panel of the plot above), and
+# it is carried, again, by the Chinese templates. At skew 1 the classifier moves about an eighth of
+# its probability towards the stereotype's occupations when the pronoun flips: a résumé screener or
+# a search ranking built this way would treat the same sentence differently by gender. Counterfactual
+# augmentation, which balanced the corpus, closes the downstream gap as well. The measurement needs
+# no labels at all, only the knowledge that in the world the data came from the pronoun should not
+# matter, which is exactly what TinyWorld guarantees.
 #
 # ## 3 · Fairness: per-group scores, with intervals
 #
@@ -437,6 +473,9 @@ if LAB_SCALE == "cpu":  # the ci audit's one-layer GPT trains too briefly to mem
     assert EXPOSURE["DP-SGD", top_k]["exposure"] < plain_at[top_k] - 5 and not EXPOSURE["DP-SGD", top_k]["extracted"]
     assert 1 < plain_at[1] < 6 and abs(EXPOSURE["deduplicated", top_k]["exposure"] - plain_at[1]) < 2
 assert EXPOSURE["DP-SGD", top_k]["perplexity"] > EXPOSURE["plain", top_k]["perplexity"]  # privacy costs accuracy
+if LAB_SCALE == "cpu" and "masked LM" in set(privacy["model"]):
+    masked_at = [EXPOSURE["masked LM", k]["exposure"] for k in sorted(set(privacy["count"]))]
+    assert masked_at == sorted(masked_at) and masked_at[-1] < plain_at[top_k] - 5  # grows, but far less
 
 # %% [markdown]
 # At cpu scale exposure climbs with repetition, as Carlini et al. found: a few bits for a secret
@@ -446,6 +485,13 @@ assert EXPOSURE["DP-SGD", top_k]["perplexity"] > EXPOSURE["plain", top_k]["perpl
 # catches exact repeats. DP-SGD protects every example, repeated or not, at a cost in perplexity
 # (the scorecard of §7 prints it), and its guarantee is a number you can state
 # before training: here $\varepsilon \approx 8$.
+#
+# The masked LM of the same size, trained on the same corpus for as many steps, is exposed too, and
+# more so the more often it read a secret, but far less: about 4 bits for the secret written 64
+# times, against 13.3 for the GPT. Its score of a code is a product of one guess per masked digit,
+# each made without seeing the other digits, so it can learn which digits are likely without
+# learning the sequence. A smaller number here is a measurement of this model and this attack, not
+# a guarantee: an attacker who unmasks one digit at a time may recover more.
 #
 # ## 5 · Explainability: which explanation is faithful?
 #
@@ -658,7 +704,8 @@ card = pd.DataFrame([
     {"risk": "bias", "knob": f"skew {plain_bias['skew'].min():g} → {bias_top['skew']:g}",
      "measured": f"stereotype preference {plain_bias.iloc[0]['preference']:.2f} → {bias_top['preference']:.2f} "
                  f"(zh {bias_top['preference_zh']:.2f}, en {bias_top['preference_en']:.2f}); with CDA "
-                 f"{bias_cda['preference']:.2f}"},
+                 f"{bias_cda['preference']:.2f}; downstream gap {plain_bias.iloc[0]['downstream_gap']:+.2f} → "
+                 f"{bias_top['downstream_gap']:+.2f}, with CDA {bias_cda['downstream_gap']:+.2f}"},
     {"risk": "fairness", "knob": "gender and name origin of every person",
      "measured": f"{int(significant.shape[0])} of {int((fair_gaps['metric'] != 'flip_rate').sum())} gaps significant"},
     {"risk": "privacy", "knob": f"canary written 0 … {top_k} times",
