@@ -455,10 +455,12 @@ if LAB_SCALE == "cpu":
 # different story: weight-only int8 and int4 rebuild their float weights on every call, so they are
 # smaller but not faster; the engines with integer kernels (PyTorch's dynamic int8, ONNX Runtime) and
 # above all the smaller student are what can make a request faster; any speed-up the table shows for
-# weight-only int8 or int4 is noise. Single-request latencies are the least reliable column on a
-# shared machine: PyTorch's rows can be inflated many times when other jobs compete for the cores
-# (compare the float32 row with ONNX float32, the same weights), so compare rows of the same engine,
-# and trust sizes and accuracies first. *Accuracy* moves least for the quantised teachers and most
+# weight-only int8 or int4 is noise. The float32 row and the ONNX float32 row hold the same weights,
+# yet ONNX Runtime answers several times faster: for a model this small, eager PyTorch's cost per
+# operator outweighs the arithmetic, and a compiled graph removes it. The bench times every variant
+# on one thread, because on a machine shared with other jobs several threads of one process wait on
+# each other; even so, single-request latencies are the least reliable column, so compare rows of the
+# same engine, and trust sizes and accuracies first. *Accuracy* moves least for the quantised teachers and most
 # for the student. In the bubble plot, up and to the left is better and a smaller bubble is a
 # smaller file.
 #
