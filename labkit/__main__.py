@@ -162,10 +162,27 @@ def _classroom(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .build import SCALES
+def _preflight(args: argparse.Namespace) -> None:
+    """The checks on folders that need no model, run before the heavy imports (about 10 s of torch and
+    transformers), so that a mistyped folder is answered at once. The steps run the same checks again."""
+    from .paths import check_writable, default_output_dir, require_build
 
-    scales = list(SCALES)  # --scale takes any scale the build knows
+    scale = getattr(args, "scale", None)
+    if args.command == "build":
+        out = Path(args.out) if args.out else default_output_dir(scale)
+        step = next((s for s in ("gpt", "assistant", "prompting") if getattr(args, f"{s}_only")), None)
+        if step:
+            require_build(out, scale, step)
+        elif not args.real_only:  # the real stage first checks that the real model is installed
+            check_writable(out)
+    elif args.command in ("audit", "bench"):
+        require_build(Path(args.build) if args.build else default_output_dir(scale), scale, args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .paths import SCALE_NAMES
+
+    scales = list(SCALE_NAMES)  # --scale takes any scale the build knows
     parser = argparse.ArgumentParser(prog="labkit", description="Foundation Model Lab command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="show library versions and the device the lab will use").set_defaults(func=_info)
@@ -257,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             b.error(f"argument --assistant: not allowed with --{other.replace('_', '-')} (to add the assistant to "
                     f"an existing build, use --assistant-only alone)")
     try:
+        _preflight(args)
         return args.func(args)
     except (ValueError, PermissionError, FileNotFoundError) as err:  # bad input: one line, no traceback
         print(f"labkit {args.command}: error: {err}", file=sys.stderr)

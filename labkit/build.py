@@ -7,7 +7,6 @@ Face-format folder per model, plus ``report.json`` and ``report.md``.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from dataclasses import replace
@@ -17,6 +16,7 @@ from .data import load_task
 from .env import best_device, environment_report
 from .finetune import finetune
 from .folders import save_model
+from .paths import check_writable, default_output_dir, require_build
 from .pretrain import pretrain_mlm
 from .scales import SCALES, Scale, resolve_scale
 from .tokenization import train_tokenizer
@@ -29,31 +29,6 @@ __all__ = ["Scale", "SCALES", "build", "build_real", "build_gpt", "build_assista
 
 REAL_PREFIX = "real-"  # the real model's classifiers sit beside the mini ones: real-sentiment, real-topic
 ASSISTANT = "assistant"  # the instruction-tuned mini-GPT's folder (`labkit build --assistant`)
-
-
-def _artifacts_root() -> Path:
-    """The repository's artifacts/ when labkit runs from a checkout (an editable install, as make
-    and Colab do), so a notebook in notebooks/ finds what `make demo` built; else ./artifacts."""
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
-        return repo / "artifacts"
-    return Path("artifacts")
-
-
-def default_output_dir(scale: str) -> Path:
-    """$LABKIT_ARTIFACTS/<scale>, else the checkout's artifacts/<scale> (ignored by git)."""
-    root = os.environ.get("LABKIT_ARTIFACTS")
-    return (Path(root) if root else _artifacts_root()) / scale
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise PermissionError(f"cannot write to {out} ({err.strerror}); choose another folder with --out") from None
 
 
 def _card(title: str, pipeline_tag: str, body: str, metrics: dict, scale: Scale, params: int) -> str:
@@ -111,7 +86,7 @@ def build(scale: str | Scale = "cpu", out: str | Path | None = None, *, tasks: t
         from .real import real_model_folder
 
         real_model_folder()  # RealModelError now, not after the mini build (and before any folder is made)
-    _check_writable(out)
+    check_writable(out)
     if not progress:
         sc = sc.quiet()
     times: dict[str, float] = {}
@@ -271,11 +246,8 @@ def build_gpt(scale: str | Scale = "cpu", out: str | Path | None = None, *, prog
 
     sc = resolve_scale(scale)
     out = Path(out) if out is not None else default_output_dir(sc.name)
-    if not (out / "report.json").is_file() or not (out / "tokenizer").is_dir():
-        where = "" if out == default_output_dir(sc.name) else f" --out {out}"
-        raise ValueError(f"no {sc.name}-scale build in {out} to add the mini-GPT to; "
-                         f"run labkit build --scale {sc.name}{where}")
-    _check_writable(out)
+    require_build(out, sc.name, "gpt")
+    check_writable(out)
     if not progress:
         sc = sc.quiet()
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -381,13 +353,11 @@ def build_assistant(scale: str | Scale = "cpu", out: str | Path | None = None, *
     sc = resolve_scale(scale)
     out = Path(out) if out is not None else default_output_dir(sc.name)
     where = "" if out == default_output_dir(sc.name) else f" --out {out}"
-    if not (out / "report.json").is_file():
-        raise ValueError(f"no {sc.name}-scale build in {out} to add the assistant to; "
-                         f"run labkit build --scale {sc.name} --assistant{where}")
+    require_build(out, sc.name, "assistant")
     if not (out / "text-generation" / "model.safetensors").is_file():
         raise ValueError(f"the {sc.name}-scale build in {out} has no mini-GPT to instruction-tune; "
                          f"run labkit build --scale {sc.name} --gpt-only{where} first")
-    _check_writable(out)
+    check_writable(out)
     cfg = sc.instruct
     if not progress:
         cfg = replace(cfg, train=replace(cfg.train, progress=False))
@@ -437,11 +407,8 @@ def build_prompting(scale: str | Scale = "cpu", out: str | Path | None = None, *
 
     sc = resolve_scale(scale)
     out = Path(out) if out is not None else default_output_dir(sc.name)
-    where = "" if out == default_output_dir(sc.name) else f" --out {out}"
-    if not (out / "report.json").is_file() or not (out / "fill-mask" / "model.safetensors").is_file():
-        raise ValueError(f"no {sc.name}-scale build with a masked LM in {out} to measure prompting on; "
-                         f"run labkit build --scale {sc.name}{where} first")
-    _check_writable(out)
+    require_build(out, sc.name, "prompting")
+    check_writable(out)
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     t0 = time.perf_counter()
     mlm, tokenizer = load_model(out / "fill-mask")
@@ -513,11 +480,8 @@ def build_real(scale: str | Scale = "cpu", out: str | Path | None = None, *, sou
     out = Path(out) if out is not None else default_output_dir(sc.name)
     rc = sc.real
     real_model_folder(source)  # RealModelError (a ValueError) saying what to do, before anything else
-    if not (out / "report.json").is_file() or not (out / "fill-mask" / "model.safetensors").is_file():
-        where = "" if out == default_output_dir(sc.name) else f" --out {out}"
-        raise ValueError(f"no {sc.name}-scale build in {out} to add the real model to; "
-                         f"run labkit build --scale {sc.name} --real{where}")
-    _check_writable(out)
+    require_build(out, sc.name, "real")
+    check_writable(out)
     real = load_real(source)
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     t0 = time.perf_counter()

@@ -59,6 +59,6 @@ def test_privacy_rows_cover_every_model_and_canary(ci_audit):
 
 def test_bad_input_gets_one_line(tmp_path):
     result = _audit("--scale", "ci", "--build", str(tmp_path), "--only", "bias")
-    assert result.returncode == 2 and "no build in" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and "no ci-scale build in" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = _audit("--scale", "ci", "--only", "bias,telepathy")
     assert result.returncode == 2 and "unknown audits ['telepathy']" in result.stderr

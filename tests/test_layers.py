@@ -68,20 +68,38 @@ def test_demo_without_the_apps_extra_says_how_to_install_it(monkeypatch, capsys)
     assert err.count("\n") == 1 and 'pip install -e ".[apps]"' in err
 
 
-def test_scale_choices_come_from_the_build_scales(monkeypatch, capsys, tmp_path):
+def test_scale_choices_are_the_build_scales(monkeypatch, capsys, tmp_path):
+    """The command line names the scales without importing them (labkit.paths.SCALE_NAMES, so that bad input
+    is answered before torch loads); they must be exactly the scales the build knows."""
     import labkit.build
     from labkit.__main__ import main
+    from labkit.paths import SCALE_NAMES
 
+    assert SCALE_NAMES == tuple(labkit.build.SCALES)
     built = []
 
     def fake_build(scale, out, **kw):
         built.append(scale)
         return {"models": [], "seconds": {"total": 0}}
 
-    monkeypatch.setitem(labkit.build.SCALES, "tiny", labkit.build.SCALES["ci"])  # a scale the CLI never named
     monkeypatch.setattr(labkit.build, "build", fake_build)
-    assert main(["build", "--scale", "tiny", "--out", str(tmp_path)]) == 0 and built == ["tiny"]
+    assert main(["build", "--scale", "ci", "--out", str(tmp_path)]) == 0 and built == ["ci"]
     with pytest.raises(SystemExit):
         main(["build", "--scale", "huge"])
     err = capsys.readouterr().err
     assert all(name in err for name in labkit.build.SCALES)
+
+
+def test_the_command_line_answers_bad_folders_before_loading_torch(tmp_path):
+    _run(f"""
+        import sys
+        from labkit.__main__ import main
+
+        missing = {str(tmp_path / "missing")!r}
+        for argv in (["build", "--scale", "ci", "--gpt-only", "--out", missing],
+                     ["build", "--scale", "ci", "--assistant-only", "--out", missing],
+                     ["build", "--scale", "ci", "--prompting-only", "--out", missing],
+                     ["audit", "--scale", "ci", "--build", missing], ["bench", "--scale", "ci", "--build", missing]):
+            assert main(argv) == 2, argv
+        assert "torch" not in sys.modules
+    """)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..data import load_task
+from ..paths import default_output_dir, require_build
 from ..gpt import GPTConfig
 from ..tokenization import load_tokenizer
 from ..training import TrainConfig
@@ -191,14 +192,11 @@ def run_audit(scale: str = "ci", build_dir: str | Path | None = None, out: str |
               audits: tuple[str, ...] = AUDITS, progress: bool = False, log: Callable = print) -> dict:
     """Run ``audits`` at ``scale`` against the build in ``build_dir`` (default: the scale's build); write
     report.json and report.md to ``out`` (default ``<build>/audit``)."""
-    from ..build import default_output_dir
-
     cfg = audit_config(scale)
     if unknown := [a for a in audits if a not in AUDITS]:
         raise ValueError(f"unknown audits {unknown}; choose among {list(AUDITS)}")
     build_dir = Path(build_dir) if build_dir is not None else default_output_dir(scale)
-    if not (build_dir / "tokenizer").is_dir():
-        raise FileNotFoundError(f"no build in {build_dir}: run `labkit build --scale {scale}` first")
+    require_build(build_dir, scale, "audit")
     out = Path(out) if out is not None else build_dir / "audit"
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(build_dir / "tokenizer")
@@ -359,7 +357,7 @@ def ensure_audit(scale: str = "cpu", build_dir: str | Path | None = None, *, aud
                  progress: bool = True, log: Callable = print) -> dict:
     """The audit report of the scale's build (``<build>/audit/report.json``), building the models first if
     they are missing and running the audits the report lacks (about a minute at ci, under an hour at cpu on 2 cores)."""
-    from ..build import default_output_dir, ensure_build
+    from ..build import ensure_build
 
     build_dir = ensure_build(scale, build_dir if build_dir is not None else default_output_dir(scale),
                              progress=progress, log=log)
