@@ -228,7 +228,7 @@ class MultiHeadAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, nh, T, hs)
             if mask is not None:
                 # Match the teaching path on rows with no allowed key: output zeros.
-                any_allowed = mask.expand(B, self.n_heads, T, S).any(dim=-1, keepdim=True)  # (B, nh, T, 1)
+                any_allowed = mask.any(dim=-1, keepdim=True)  # broadcasts to (B, nh, T, 1): no need to expand first
                 y = y.masked_fill(~any_allowed, 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
         return self.output(y), weights

@@ -313,7 +313,8 @@ class LMHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = self.norm(F.gelu(self.dense(h)))  # (B, T, C)
-        return h @ self.embedding.weight.T + self.bias  # (B, T, C) @ (C, V) -> (B, T, V)
+        # h E^T + b in one fused call (addmm): no second (B, T, V) tensor for the bias
+        return F.linear(h, self.embedding.weight, self.bias)  # (B, T, C) @ (C, V) -> (B, T, V)
 
 
 def _lm_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
