@@ -1,11 +1,16 @@
-"""What serving costs: the classify endpoint called through gradio_client against the same handler called directly.
+"""What serving costs: the classify endpoint called over HTTP against the same handler called directly.
 
     from apps.overhead import api_overhead
-    api_overhead("artifacts/cpu", n=100)   # {"direct_p50_ms": ..., "api_p50_ms": ..., "overhead_p50_ms": ...}
+    api_overhead("artifacts/cpu", n=100)   # {"direct_p50_ms": ..., "http_p50_ms": ..., "api_p50_ms": ..., ...}
 
-``labkit bench`` calls it (the dashboard lives in apps/, which labkit never imports at module level). The two
-are timed alternately, request by request, on the same texts, so the difference is the server's share:
-HTTP, the queue, JSON and the client's polling.
+``labkit bench`` calls it (the dashboard lives in apps/, which labkit never imports at module level). Three
+ways are timed alternately, request by request, on the same texts:
+
+- the handler called directly, in this process;
+- plain HTTP, as curl or any HTTP client calls Gradio's REST API: POST /gradio_api/call/classify, then read
+  the event stream of the answer. Its difference from the direct call is the server's share: HTTP, the
+  queue and JSON;
+- gradio_client's ``predict``, which adds the client's own polling (it checks for new messages every 50 ms).
 """
 from __future__ import annotations
 
@@ -25,9 +30,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _http_predict(http, url: str, api_name: str, data: list) -> list:
+    """One call of a Gradio event over its REST API: POST the inputs, then read the answer's event stream."""
+    import json
+
+    r = http.post(f"{url}/gradio_api/call/{api_name}", json={"data": data})
+    r.raise_for_status()
+    event = r.json()["event_id"]
+    with http.stream("GET", f"{url}/gradio_api/call/{api_name}/{event}") as stream:
+        lines = list(stream.iter_lines())
+    for kind, payload in zip(lines, lines[1:]):
+        if kind == "event: complete" and payload.startswith("data: "):
+            return json.loads(payload[len("data: "):])
+    raise RuntimeError(f"the {api_name} call ended without an answer: {lines[-4:]}")
+
+
 def api_overhead(build_dir: str | Path, n: int = 100, *, model_name: str = "sentiment") -> dict[str, float]:
-    """p50 and p95 milliseconds of ``n`` calls of the classify handler, directly and through the served API
-    (127.0.0.1, one client, after 5 untimed calls of each), and their difference."""
+    """p50 and p95 milliseconds of ``n`` calls of the classify handler: directly, over plain HTTP and through
+    gradio_client (127.0.0.1, one client, after 5 untimed calls of each), and the overheads against the direct
+    call: ``http_overhead_p50_ms`` (the server's share) and ``overhead_p50_ms`` (gradio_client's)."""
+    import httpx
     from gradio_client import Client
 
     from apps.classify import classify, make_demo
@@ -40,17 +62,26 @@ def api_overhead(build_dir: str | Path, n: int = 100, *, model_name: str = "sent
     demo.launch(server_name="127.0.0.1", server_port=_free_port(), share=False, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(demo.local_url, verbose=False, analytics_enabled=False, download_files=False)
-        times: dict[str, list[float]] = {"direct": [], "api": []}
+        http, url = httpx.Client(timeout=60), demo.local_url.rstrip("/")
+        times: dict[str, list[float]] = {"direct": [], "http": [], "api": []}
         for i in range(n + 5):
             text = TEXTS[i % len(TEXTS)]
-            for kind in ("direct", "api"):
+            answers = {}
+            for kind in times:
                 start = time.perf_counter()
                 if kind == "direct":
-                    classify(store, text, model_name)
+                    probs = classify(store, text, model_name)[0]  # {label: probability}
+                    answers[kind] = {"label": max(probs, key=probs.get)}
+                elif kind == "http":
+                    answers[kind] = _http_predict(http, url, "classify", [text, model_name])[0]
                 else:
-                    client.predict(text, model_name, api_name="/classify")
+                    answers[kind] = client.predict(text, model_name, api_name="/classify")[0]
                 if i >= 5:
                     times[kind].append((time.perf_counter() - start) * 1000)
+            labels = {k: a["label"] for k, a in answers.items()}
+            if len(set(labels.values())) != 1:  # the three ways must give the same answer
+                raise RuntimeError(f"the three calls disagree on {text!r}: {labels}")
+        http.close()
         client.close() if hasattr(client, "close") else None
     finally:
         demo.close()
@@ -58,5 +89,6 @@ def api_overhead(build_dir: str | Path, n: int = 100, *, model_name: str = "sent
     for kind, ms in times.items():
         out[f"{kind}_p50_ms"], out[f"{kind}_p95_ms"] = float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
     out["overhead_p50_ms"] = out["api_p50_ms"] - out["direct_p50_ms"]
+    out["http_overhead_p50_ms"] = out["http_p50_ms"] - out["direct_p50_ms"]
     out["n"] = n
     return out

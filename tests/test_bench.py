@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from labkit.compress.bench import BenchConfig, hybrid_curve
 from labkit.compress.frameworks import alternate, decoding_ratio, inference_ratio, training_ratio
@@ -64,11 +65,51 @@ def test_the_distillation_budgets_and_the_hybrid_curve(ci_bench):
     by = {r["variant"]: r for r in report["rows"]}
     assert hybrid[-1]["accuracy"] == pytest.approx(by["float32 (PyTorch)"]["accuracy"])  # all deferred: the cloud
     assert hybrid[0]["accuracy"] == pytest.approx(by["student, distilled, ONNX int8 (edge)"]["accuracy"])
-    api = report["api"]  # the dashboard's classify endpoint, served and called through gradio_client
+    api = report["api"]  # the dashboard's classify endpoint, served and called over HTTP and through gradio_client
     assert api["n"] == 10 and api["overhead_p50_ms"] == pytest.approx(api["api_p50_ms"] - api["direct_p50_ms"])
-    assert "api_overhead_p50_ms" in report["summary"]
+    assert api["http_overhead_p50_ms"] == pytest.approx(api["http_p50_ms"] - api["direct_p50_ms"])
+    assert {"api_overhead_p50_ms", "http_overhead_p50_ms"} <= set(report["summary"])
+    for h in hybrid:  # served that way too: every request timed end to end
+        assert h["measured_ms"] > 0 and h["measured_p95_ms"] > 0 and 0 <= h["measured_deferred"] <= 1
+    assert hybrid[0]["measured_deferred"] == 0.0 and hybrid[-1]["measured_deferred"] == 1.0
     frameworks = {(r["what"], r["size"]) for r in report["frameworks"]}
     assert len(frameworks) == 5 and all(r["ratio"] > 0 for r in report["frameworks"])
+
+
+def test_the_real_encoder_teaches_a_student_too(ci_bench):
+    """The ci build has the real encoder's sentiment classifier (labkit build --real): the bench distils from it as
+    well, with its own tokenizer, and scores every student on the out-of-world probes."""
+    report, _, out = ci_bench
+    teachers = {t["teacher"]: t for t in report["teachers"]}
+    assert set(teachers) == {"mini (the build's)", "real (all-MiniLM-L6-v2)"}
+    assert teachers["real (all-MiniLM-L6-v2)"]["params"] > 50 * teachers["mini (the build's)"]["params"]
+    for row in report["distillation"]:
+        for kind in ("labels_only", "distilled", "distilled_real"):
+            assert 0 <= row[kind] <= 1 and 0 <= row[f"{kind}_probe"] <= 1
+    assert "distilled (real teacher), probes" in (out / "report.md").read_text()
+
+
+def test_time_hybrid_calls_the_cloud_only_when_the_edge_is_unsure():
+    from types import SimpleNamespace
+
+    from labkit.compress.bench import time_hybrid
+
+    calls = []
+
+    def edge(ids, mask):  # 60% sure of class 0
+        return SimpleNamespace(logits=torch.log(torch.tensor([[0.6, 0.4]])))
+
+    def cloud(ids, mask):
+        calls.append(ids.shape)
+        return SimpleNamespace(logits=torch.zeros(1, 2))
+
+    tokenizer = lambda texts, **kw: {"input_ids": torch.ones(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3)}
+    sure = time_hybrid(edge, cloud, tokenizer, ["a"], threshold=0.5, n=10)
+    assert sure["measured_deferred"] == 0.0 and not calls and sure["measured_ms"] > 0
+    unsure = time_hybrid(edge, cloud, tokenizer, ["a"], threshold=0.7, n=10)
+    assert unsure["measured_deferred"] == 1.0 and len(calls) == 20  # 10 timed and 10 warm-up requests
+    with pytest.raises(ValueError, match="empty"):
+        time_hybrid(edge, cloud, tokenizer, [], threshold=0.5, n=10)
 
 
 def test_the_hybrid_curve_by_hand():
@@ -103,7 +144,7 @@ def test_labkit_and_transformers_compute_the_same_thing_before_they_are_timed():
 
 def test_bad_input_gets_one_line(tmp_path):
     result = _bench("--scale", "ci", "--build", str(tmp_path))
-    assert result.returncode == 2 and "no build in" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "no ci-scale build in" in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(ValueError, match="task"):
         BenchConfig(task="ner")
     with pytest.raises(ValueError, match="budgets"):

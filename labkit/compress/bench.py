@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from ..data import load_task
+from ..data.probes import load_probes
+from ..paths import default_output_dir, require_build
 from ..tasks import TASKS, predict_proba
 from ..training import TrainConfig, seeded
 from .distill import DISTILL_TASK, Distilled, DistillConfig, distillation_split, teacher_logits
@@ -35,7 +37,7 @@ from .export import OnnxClassifier, export_classifier, quantize_onnx
 from .quantize import dynamic_int8, quantize_model, size_bytes
 
 __all__ = ["BenchConfig", "BENCH_CONFIGS", "bench_config", "time_requests", "throughput", "measure",
-           "compression_chain", "framework_rows", "ensure_bench", "distillation_budgets", "hybrid_curve", "run_bench", "bench_markdown", "bench_summary",
+           "compression_chain", "framework_rows", "ensure_bench", "distillation_budgets", "hybrid_curve", "time_hybrid", "run_bench", "bench_markdown", "distillation_markdown", "bench_summary",
            "plot_tradeoff", "plot_hybrid"]
 
 
@@ -62,6 +64,7 @@ class BenchConfig:
     framework_rounds: int = 5  # alternating timing rounds of labkit against transformers (0: skip)
     framework_calls: int = 3  # calls per round
     api_requests: int = 100  # classify calls through the dashboard's API and directly, for its overhead
+    real_teacher: bool = True  # also distil from the real encoder's classifier (real-<task>) where the build has it
 
     def __post_init__(self):
         if self.task not in ("sentiment", "topic"):
@@ -159,23 +162,31 @@ def _train_student(teacher, tokenizer, data, soft: np.ndarray | None, n_labelled
 
 
 def distillation_budgets(teacher, tokenizer, data, cfg: BenchConfig, *, soft: np.ndarray | None = None,
-                         log: Callable = print, keep: dict | None = None) -> list[dict]:
+                         log: Callable = print, keep: dict | None = None, others: dict[str, np.ndarray] | None = None,
+                         probes=None) -> list[dict]:
     """Test accuracy of the student trained on labels alone and distilled, at each label budget (the students
-    go into ``keep``, keyed by (kind, budget), where one is given)."""
+    go into ``keep``, keyed by (kind, budget), where one is given).
+
+    ``others`` adds students distilled from other teachers' soft targets on the same texts (e.g.
+    ``{"distilled_real": ...}``, read by the real encoder's classifier with its own tokenizer); ``probes`` (a
+    Dataset of out-of-world texts) adds each student's accuracy on them as ``<kind>_probe``."""
     if soft is None:
         soft = teacher_logits(teacher, tokenizer, data["train"][TASKS[cfg.task].text_column])
+    kinds = {"labels_only": None, "distilled": soft, **(others or {})}
     rows = []
     for budget in cfg.budgets:
         row = {"labels": len(data["train"]) if budget is None else budget}
-        for kind, s in (("labels_only", None), ("distilled", soft)):
+        for kind, s in kinds.items():
             start = time.perf_counter()
             student = _train_student(teacher, tokenizer, data, s, budget, cfg)
             if keep is not None:
                 keep[kind, budget] = student
             row[kind] = TASKS[cfg.task].evaluate(student, tokenizer, data["test"])[0]["accuracy"]
+            if probes is not None:
+                row[f"{kind}_probe"] = TASKS[cfg.task].evaluate(student, tokenizer, probes)[0]["accuracy"]
             row[f"{kind}_seconds"] = round(time.perf_counter() - start, 1)
         rows.append(row)
-        log(f"distillation, {row['labels']} labels: labels only {row['labels_only']:.3f}, distilled {row['distilled']:.3f}")
+        log(f"distillation, {row['labels']} labels: " + ", ".join(f"{k.replace('_', ' ')} {row[k]:.3f}" for k in kinds))
     return rows
 
 
@@ -198,10 +209,38 @@ def hybrid_curve(edge_probs: np.ndarray, cloud_probs: np.ndarray, gold, threshol
     return rows
 
 
+def time_hybrid(edge, cloud, tokenizer, texts: list[str], threshold: float, n: int, *, max_length: int = 128) -> dict:
+    """Serve ``n`` requests the hybrid way, cycling through ``texts``, and time each end to end: tokenise once,
+    run the edge model, and where its top probability is below ``threshold`` run the cloud model as well.
+    Returns the mean and p95 milliseconds and the share of these requests deferred."""
+    if not texts:
+        raise ValueError("texts is empty")
+    seconds, deferred = [], []
+    with torch.inference_mode():
+        for i in range(n + 10):
+            start = time.perf_counter()
+            enc = tokenizer([texts[i % len(texts)]], truncation=True, max_length=max_length, return_tensors="pt")
+            sure = torch.softmax(edge(enc["input_ids"], enc["attention_mask"]).logits.float(), -1).max()
+            if sure < threshold:
+                cloud(enc["input_ids"], enc["attention_mask"])
+            if i >= 10:  # the first calls warm caches and allocators
+                seconds.append(time.perf_counter() - start)
+                deferred.append(bool(sure < threshold))
+    ms = np.array(seconds) * 1000
+    return {"measured_ms": float(ms.mean()), "measured_p95_ms": float(np.percentile(ms, 95)),
+            "measured_deferred": float(np.mean(deferred))}
+
+
 # ---- the whole bench ---------------------------------------------------------------------------------
 
 def _params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def _teacher_row(name: str, model, tokenizer, data, probes, cfg: BenchConfig) -> dict:
+    task = TASKS[cfg.task]
+    return {"teacher": name, "params": _params(model), "test": task.evaluate(model, tokenizer, data["test"])[0]["accuracy"],
+            "probe": task.evaluate(model, tokenizer, probes)[0]["accuracy"]}
 
 
 def compression_chain(build_dir: str | Path, cfg: BenchConfig, workdir: str | Path, *, progress: bool = False,
@@ -239,9 +278,24 @@ def compression_chain(build_dir: str | Path, cfg: BenchConfig, workdir: str | Pa
     onnx8 = quantize_onnx(onnx_path, workdir / f"{cfg.task}-int8.onnx")
     add("ONNX int8", OnnxClassifier(onnx8, threads=cfg.threads), onnx8.stat().st_size)
 
-    soft = teacher_logits(teacher, tokenizer, data["train"][TASKS[cfg.task].text_column])
+    train_texts = data["train"][TASKS[cfg.task].text_column]
+    soft = teacher_logits(teacher, tokenizer, train_texts)
+    probes = load_probes(cfg.task)
+    teachers = [_teacher_row("mini (the build's)", teacher, tokenizer, data, probes, cfg)]
+    others = {}
+    real_folder = build_dir / f"real-{cfg.task}"  # labkit build --real: the real encoder fine-tuned for the task
+    if cfg.real_teacher and (real_folder / "config.json").is_file():
+        real, real_tokenizer = load_model(real_folder)
+        real = real.cpu().eval()
+        start = time.perf_counter()
+        others["distilled_real"] = teacher_logits(real, real_tokenizer, train_texts)  # its own tokenizer
+        teachers.append(_teacher_row("real (all-MiniLM-L6-v2)", real, real_tokenizer, data, probes, cfg))
+        seconds["real teacher's soft targets"] = round(time.perf_counter() - start, 1)
+        log(f"real teacher: {teachers[-1]['params']:,} parameters, test {teachers[-1]['test']:.3f}, "
+            f"probes {teachers[-1]['probe']:.3f}")
     students: dict = {}
-    budgets = distillation_budgets(teacher, tokenizer, data, cfg, soft=soft, log=log, keep=students)
+    budgets = distillation_budgets(teacher, tokenizer, data, cfg, soft=soft, log=log, keep=students, others=others,
+                                   probes=probes)
     plain = students.get(("labels_only", None)) or _train_student(teacher, tokenizer, data, None, None, cfg)
     add("student, labels only", plain, size_bytes(plain), _params(plain))
     student = students.get(("distilled", None)) or _train_student(teacher, tokenizer, data, soft, None, cfg)
@@ -257,7 +311,10 @@ def compression_chain(build_dir: str | Path, cfg: BenchConfig, workdir: str | Pa
                           predict_proba(teacher, tokenizer, texts, max_length=task.max_length), gold, cfg.thresholds,
                           edge_ms=by["student, distilled, ONNX int8 (edge)"]["p50_ms"],
                           cloud_ms=by["float32 (PyTorch)"]["p50_ms"])
-    return {"task": cfg.task, "rows": rows, "distillation": budgets, "hybrid": hybrid, "seconds": seconds}
+    for row in hybrid:  # the latency modelled from the two p50s, then measured by serving requests that way
+        row.update(time_hybrid(edge, teacher, tokenizer, texts, row["threshold"], cfg.n_requests, max_length=task.max_length))
+    return {"task": cfg.task, "rows": rows, "distillation": budgets, "teachers": teachers, "hybrid": hybrid,
+            "seconds": seconds}
 
 
 def framework_rows(cfg: BenchConfig, *, log: Callable = print) -> list[dict]:
@@ -293,12 +350,9 @@ def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str |
     """Measure the compression chain on the scale's build; write report.json, report.md and the plots to ``out``
     (default ``<build>/bench``). ``api(build_dir, n)``, where given, measures the dashboard's API overhead
     (``labkit bench`` passes :func:`apps.overhead.api_overhead` when the apps extra is installed)."""
-    from ..build import default_output_dir
-
     cfg = bench_config(scale)
     build_dir = Path(build_dir) if build_dir is not None else default_output_dir(scale)
-    if not (build_dir / "report.json").is_file():
-        raise ValueError(f"no build in {build_dir}; run labkit build --scale {scale} first")
+    require_build(build_dir, scale, "bench")
     out = Path(out) if out is not None else build_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -317,8 +371,10 @@ def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str |
         torch.set_num_threads(threads)
     if api is not None:
         report["api"] = api(build_dir, cfg.api_requests)
-        log(f"dashboard API: p50 {report['api']['api_p50_ms']:.1f} ms against {report['api']['direct_p50_ms']:.1f} ms "
-            f"calling the handler directly: {report['api']['overhead_p50_ms']:.1f} ms of overhead")
+        a = report["api"]
+        log(f"dashboard API: p50 {a['http_p50_ms']:.1f} ms over HTTP, {a['api_p50_ms']:.1f} ms through gradio_client, "
+            f"against {a['direct_p50_ms']:.1f} ms calling the handler directly: {a['http_overhead_p50_ms']:.1f} and "
+            f"{a['overhead_p50_ms']:.1f} ms of overhead")
     report["seconds"]["total"] = round(time.perf_counter() - start, 1)
     report["summary"] = bench_summary(report)
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -333,7 +389,7 @@ def ensure_bench(scale: str = "cpu", build_dir: str | Path | None = None, *, pro
                  log: Callable = print) -> dict:
     """The bench report of the scale's build (``<build>/bench/report.json``), building the models first if they are
     missing and running the bench if the report is (about 2 minutes at ci, 10 at cpu on 2 cores)."""
-    from ..build import default_output_dir, ensure_build
+    from ..build import ensure_build
 
     build_dir = ensure_build(scale, build_dir if build_dir is not None else default_output_dir(scale),
                              progress=progress, log=log)
@@ -357,7 +413,8 @@ def bench_summary(report: dict) -> dict:
     budgets = report["distillation"]
     fewest = min(budgets, key=lambda r: r["labels"])
     frameworks = {f"{r['what']}, {r['size']}": round(r["ratio"], 2) for r in report.get("frameworks", [])}
-    api = {"api_overhead_p50_ms": round(report["api"]["overhead_p50_ms"], 1)} if report.get("api") else {}
+    api = {"api_overhead_p50_ms": round(report["api"]["overhead_p50_ms"], 1),
+           "http_overhead_p50_ms": round(report["api"]["http_overhead_p50_ms"], 1)} if report.get("api") else {}
     return {"scale": report["scale"], "task": report["task"], "labkit_vs_transformers": frameworks,
             "int8_vs_float32_pytorch": against("dynamic int8 (PyTorch)", "float32 (PyTorch)"),
             "int8_vs_float32_onnx": against("ONNX int8", "ONNX float32"),
@@ -366,6 +423,27 @@ def bench_summary(report: dict) -> dict:
             "edge_speedup_p50": round(ratios["student, distilled, ONNX int8 (edge)"]["speedup_p50"], 2),
             f"distilled_vs_labels_only_at_{fewest['labels']}": [round(fewest["distilled"], 3),
                                                                round(fewest["labels_only"], 3)], **api}
+
+
+def distillation_markdown(report: dict) -> list[str]:
+    """The teachers, then the students' accuracy on the test split (and on the out-of-world probes) by label budget."""
+    rows, teachers = report["distillation"], report.get("teachers", [])
+    real = any("distilled_real" in r for r in rows)
+    lines = ["", "## Distillation: the student's test accuracy by labelled texts", ""]
+    if teachers:
+        lines += ["| teacher | parameters | test | probes |", "|---|---|---|---|"]
+        lines += [f"| {t['teacher']} | {t['params']:,} | {t['test']:.3f} | {t['probe']:.3f} |" for t in teachers]
+        lines += [""]
+    kinds = ["labels_only", "distilled"] + (["distilled_real"] if real else [])
+    names = {"labels_only": "labels only", "distilled": "distilled (mini teacher)" if real else "distilled",
+             "distilled_real": "distilled (real teacher)"}
+    probes = all(f"{k}_probe" in r for r in rows for k in kinds)
+    head = [names[k] for k in kinds] + ([f"{names[k]}, probes" for k in kinds] if probes else [])
+    lines += ["| labels | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    for r in rows:
+        cells = [f"{r[k]:.3f}" for k in kinds] + ([f"{r[f'{k}_probe']:.3f}" for k in kinds] if probes else [])
+        lines.append(f"| {r['labels']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def bench_markdown(report: dict) -> str:
@@ -378,9 +456,7 @@ def bench_markdown(report: dict) -> str:
         q = report["ratios"][r["variant"]]
         lines.append(f"| {r['variant']} | {r['accuracy']:.3f} | {r['size_mb']:.2f} | {r['p50_ms']:.2f} | "
                      f"{r['p95_ms']:.2f} | {r['throughput']:.0f} | {q['speedup_p50']:.2f}× | {q['size_ratio']:.3f} |")
-    lines += ["", "## Distillation: the student's test accuracy by labelled texts", "",
-              "| labels | labels only | distilled |", "|---|---|---|"]
-    lines += [f"| {r['labels']} | {r['labels_only']:.3f} | {r['distilled']:.3f} |" for r in report["distillation"]]
+    lines += distillation_markdown(report)
     if report.get("frameworks"):
         lines += ["", "## labkit against transformers, same weights, timed alternately (ratio > 1: labkit faster)", "",
                   "| what | size | labkit tokens/s | transformers tokens/s | ratio |", "|---|---|---|---|---|"]
@@ -388,14 +464,20 @@ def bench_markdown(report: dict) -> str:
                   f"{r['ratio']:.2f}× |" for r in report["frameworks"]]
     if report.get("api"):
         a = report["api"]
-        lines += ["", "## The dashboard's API (cloud): the classify endpoint through gradio_client against its handler", "",
-                  "| | p50 ms | p95 ms |", "|---|---|---|",
-                  f"| handler called directly | {a['direct_p50_ms']:.1f} | {a['direct_p95_ms']:.1f} |",
-                  f"| through the API | {a['api_p50_ms']:.1f} | {a['api_p95_ms']:.1f} |",
-                  f"| overhead | {a['overhead_p50_ms']:.1f} | |"]
+        lines += ["", "## The dashboard's API (cloud): the classify endpoint over HTTP against its handler", "",
+                  "| | p50 ms | p95 ms | overhead (p50) |", "|---|---|---|---|",
+                  f"| handler called directly | {a['direct_p50_ms']:.1f} | {a['direct_p95_ms']:.1f} | |",
+                  f"| plain HTTP (REST API: POST, then the event stream) | {a['http_p50_ms']:.1f} | "
+                  f"{a['http_p95_ms']:.1f} | {a['http_overhead_p50_ms']:.1f} |",
+                  f"| gradio_client (adds its 50 ms polling) | {a['api_p50_ms']:.1f} | {a['api_p95_ms']:.1f} | "
+                  f"{a['overhead_p50_ms']:.1f} |"]
     lines += ["", "## Hybrid: the edge student answers when sure, the cloud model otherwise", "",
-              "| threshold | deferred | accuracy | mean ms |", "|---|---|---|---|"]
-    lines += [f"| {h['threshold']:g} | {h['deferred']:.3f} | {h['accuracy']:.3f} | {h['mean_ms']:.2f} |"
+              "Mean milliseconds per request, modelled (edge p50 + share deferred × cloud p50) and measured (requests "
+              "served that way, end to end).", "",
+              "| threshold | deferred | accuracy | mean ms, modelled | mean ms, measured | p95 ms, measured |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {h['threshold']:g} | {h['deferred']:.3f} | {h['accuracy']:.3f} | {h['mean_ms']:.2f} | "
+              f"{h.get('measured_ms', float('nan')):.2f} | {h.get('measured_p95_ms', float('nan')):.2f} |"
               for h in report["hybrid"]]
     return "\n".join(lines) + "\n"
 
@@ -426,7 +508,9 @@ def plot_hybrid(rows: list[dict], path: str | Path | None = None):
     ax.plot(shares, [h["accuracy"] for h in rows], "o-", label="accuracy")
     ax.set(xlabel="share of requests deferred to the cloud model", ylabel="accuracy", title="Hybrid deployment")
     twin = ax.twinx()
-    twin.plot(shares, [h["mean_ms"] for h in rows], "s--", color="C1", label="mean latency (ms)")
+    twin.plot(shares, [h["mean_ms"] for h in rows], "s--", color="C1", label="mean latency, modelled (ms)")
+    if all("measured_ms" in h for h in rows):
+        twin.plot(shares, [h["measured_ms"] for h in rows], "^:", color="C2", label="mean latency, measured (ms)")
     twin.set_ylabel("mean latency (ms)")
     fig.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
