@@ -60,10 +60,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import json
 
-    from .audit.run import AUDITS, run_audit
+    from .audit.run import run_audit
 
-    audits = tuple(a.strip() for a in args.only.split(",") if a.strip()) if args.only else AUDITS
-    report = run_audit(args.scale, args.build, args.out, audits=audits, progress=not args.quiet,
+    report = run_audit(args.scale, args.build, args.out, audits=args.audits, progress=not args.quiet,
                        log=(lambda *a: None) if args.quiet else print)
     print(f"audited the {args.scale} build in {report['seconds']['total']:.0f}s; see {report['out']}/report.md")
     print(json.dumps(report["summary"]))
@@ -175,7 +174,11 @@ def _preflight(args: argparse.Namespace) -> None:
             require_build(out, scale, step)
         elif not args.real_only:  # the real stage first checks that the real model is installed
             check_writable(out)
-    elif args.command in ("audit", "bench"):
+    if args.command == "audit":
+        from .audit import AUDITS, check_audits
+
+        args.audits = check_audits(tuple(a.strip() for a in args.only.split(",") if a.strip()) if args.only else AUDITS)
+    if args.command in ("audit", "bench"):
         require_build(Path(args.build) if args.build else default_output_dir(scale), scale, args.command)
 
 

@@ -99,7 +99,8 @@ def test_the_command_line_answers_bad_folders_before_loading_torch(tmp_path):
         for argv in (["build", "--scale", "ci", "--gpt-only", "--out", missing],
                      ["build", "--scale", "ci", "--assistant-only", "--out", missing],
                      ["build", "--scale", "ci", "--prompting-only", "--out", missing],
-                     ["audit", "--scale", "ci", "--build", missing], ["bench", "--scale", "ci", "--build", missing]):
+                     ["audit", "--scale", "ci", "--build", missing], ["bench", "--scale", "ci", "--build", missing],
+                     ["audit", "--only", "bias,telepathy"]):
             assert main(argv) == 2, argv
         assert "torch" not in sys.modules
     """)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from . import AUDITS, check_audits
 from ..data import load_task
 from ..paths import default_output_dir, require_build
 from ..gpt import GPTConfig
@@ -28,7 +29,6 @@ from .runs import LMRecipe, perplexity_on, train_gpt, train_mlm
 __all__ = ["AuditConfig", "AUDITS", "audit_config", "run_bias", "run_privacy", "run_audit", "ensure_audit", "audit_markdown", "summary",
            "plot_bias", "plot_privacy"]
 
-AUDITS = ("bias", "privacy", "fairness", "explain", "poisoning", "typos", "injection")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,8 +193,7 @@ def run_audit(scale: str = "ci", build_dir: str | Path | None = None, out: str |
     """Run ``audits`` at ``scale`` against the build in ``build_dir`` (default: the scale's build); write
     report.json and report.md to ``out`` (default ``<build>/audit``)."""
     cfg = audit_config(scale)
-    if unknown := [a for a in audits if a not in AUDITS]:
-        raise ValueError(f"unknown audits {unknown}; choose among {list(AUDITS)}")
+    audits = check_audits(audits)
     build_dir = Path(build_dir) if build_dir is not None else default_output_dir(scale)
     require_build(build_dir, scale, "audit")
     out = Path(out) if out is not None else build_dir / "audit"
