@@ -36,7 +36,7 @@
 # **Prerequisites.** Chapters 05 (fine-tuning a classifier) and 08 (the mini-GPT, temperature).
 #
 # **Estimated time:** about 75 minutes to read and do (the exercises and the open experiment
-# included); the code runs in about 46 s at cpu scale with a build present (and its bench).
+# included); the code runs in about 25 s at cpu scale with a build present (and its bench).
 #
 # **Map to the source documents.**
 #
@@ -387,6 +387,43 @@ if LAB_SCALE == "cpu":
 # alone; with every label the gain vanishes, because the labels now say most of what the teacher
 # says.
 #
+# **A bigger teacher.** Where the build has the real pretrained encoder's classifier (chapter 05c:
+# all-MiniLM-L6-v2 fine-tuned on the same reviews, `labkit build --real-only` adds it), the bench also
+# distilled the same student from it. The real teacher reads each review with its own tokenizer; the
+# student only ever sees its soft targets, so nothing else about the two has to match. Chapter 05c found
+# that the real encoder reads everyday English far better than the mini one (its accuracy on the
+# *out-of-world probes*). Does a student distilled from it inherit some of that?
+
+# %%
+teachers = pd.DataFrame(BENCH.get("teachers", [])).set_index("teacher") if BENCH.get("teachers") else None
+if teachers is not None and len(teachers) > 1:
+    display(teachers)
+    kinds = ["labels_only", "distilled", "distilled_real"]
+    grid = pd.DataFrame(BENCH["distillation"]).set_index("labels")
+    both = pd.concat({"TinyWorld test": grid[kinds], "out-of-world probes": grid[[f"{k}_probe" for k in kinds]]
+                      .rename(columns=lambda c: c.removesuffix("_probe"))}, axis=1)
+    display(both.round(3))
+    real, mini = teachers.iloc[1], teachers.iloc[0]
+    assert real["params"] > 50 * mini["params"] and both.stack().stack().between(0, 1).all()
+    if LAB_SCALE == "cpu":
+        assert real["probe"] > mini["probe"] + 0.2  # the real teacher reads everyday English far better...
+        probes = both["out-of-world probes"]
+        assert (probes["distilled_real"] < real["probe"] - 0.2).all()  # ...and its students do not inherit it
+        assert (both["TinyWorld test"]["distilled_real"] - both["TinyWorld test"]["distilled"]).abs().max() < 0.02
+else:
+    print("this build has no real encoder's classifier (labkit build --real-only adds it): the bench distilled "
+          "from the mini teacher alone")
+
+# %% [markdown]
+# On TinyWorld's reviews the two teachers give the student the same thing: both are right on nearly
+# every review and sure of it, so their soft targets nearly agree, and so do the students. On the
+# probes every student stays near chance, whichever teacher taught it, although the real teacher
+# scores well above chance there. A student learns what its teacher *does on the transfer set* (the texts
+# the soft targets were computed on), nothing more. Here that set is TinyWorld's training reviews,
+# on which the real teacher's knowledge of everyday English never shows; and the student's own
+# tokenizer, trained on TinyWorld, cuts unfamiliar words into pieces it has never learnt. To pass on
+# what a teacher knows beyond the labels, distil on texts where that knowledge matters.
+#
 # ## 5 · Edge export
 #
 # **Edge deployment (边缘部署)** runs the model on the user's own device: a phone, a laptop, a
@@ -453,9 +490,9 @@ if LAB_SCALE == "cpu":
 # %% [markdown]
 # Read the table by its columns. *Size* falls the way the arithmetic of §1 says. *Latency* tells a
 # different story: weight-only int8 and int4 rebuild their float weights on every call, so they are
-# smaller but not faster; the engines with integer kernels (PyTorch's dynamic int8, ONNX Runtime) and
-# above all the smaller student are what can make a request faster; any speed-up the table shows for
-# weight-only int8 or int4 is noise. The float32 row and the ONNX float32 row hold the same weights,
+# smaller but not faster; any speed-up the table shows for them is noise. The engines with integer
+# kernels (PyTorch's dynamic int8, ONNX Runtime's int8) gain little or nothing on a model this narrow
+# (the next cell shows why), so the smaller student and the faster engine are what make a request faster. The float32 row and the ONNX float32 row hold the same weights,
 # yet ONNX Runtime answers several times faster: for a model this small, eager PyTorch's cost per
 # operator outweighs the arithmetic, and a compiled graph removes it. The bench times every variant
 # on one thread, because on a machine shared with other jobs several threads of one process wait on
@@ -464,8 +501,62 @@ if LAB_SCALE == "cpu":
 # for the student. In the bubble plot, up and to the left is better and a smaller bubble is a
 # smaller file.
 #
+# **When does int8 pay?** Integer kernels save multiply time, but each request also pays to quantise
+# its activations and to convert the results back. The bench timed untrained two-layer classifiers of
+# growing width (the same shape as the build's, wider), one request each, in float32 and int8 on both
+# engines, alternately:
+
+# %%
+if BENCH.get("int8_by_width"):
+    sweep = pd.DataFrame(BENCH["int8_by_width"]).set_index("width")
+    display(sweep.round(2))
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(sweep.index, sweep["int8_speedup_pytorch"], "o-", label="PyTorch dynamic int8 vs float32")
+    ax.plot(sweep.index, sweep["int8_speedup_onnx"], "s-", label="ONNX Runtime int8 vs float32")
+    ax.axhline(1, color="grey", lw=0.8)
+    ax.axhline(1.5, color="grey", lw=0.8, ls=":")
+    ax.set(xscale="log", xlabel="width (d_model; d_ff = 4 × width)", ylabel="int8 speed-up (p50)",
+           title="int8 pays once the matrices are big")
+    ax.set_xticks(list(sweep.index), [str(w) for w in sweep.index])
+    ax.legend(fontsize=8)
+    plt.show()
+    assert np.allclose(sweep["int8_speedup_pytorch"], sweep["float32 (PyTorch) ms"] / sweep["dynamic int8 (PyTorch) ms"])
+    if LAB_SCALE == "cpu":
+        widest = sweep.iloc[-1]
+        assert widest["int8_speedup_pytorch"] > sweep["int8_speedup_pytorch"].iloc[0]  # wider: int8 pays more
+        assert min(widest["int8_speedup_pytorch"], widest["int8_speedup_onnx"]) > 1.5
+
+# %% [markdown]
+# At the build's width (64) the integer arithmetic saves less than the conversions cost; at a few
+# hundred it starts to pay, and at a thousand it pays on both engines: a quantised layer is faster
+# when its matrices are big enough for the multiplication to dominate. That is why int8 matters so much
+# for real foundation models, whose layers are thousands wide, and little for the lab's tiny ones. The
+# accuracy side of the trade was measured on the trained model in the table above.
+#
 # **Cloud deployment (云端部署)** runs the large model on a server: the best accuracy, but every
-# request crosses the network and is paid for. **Hybrid deployment (混合部署)** combines the two:
+# request crosses the network and is paid for. The dashboard (`labkit demo`) is such a server. What
+# does serving cost on top of the model itself? The bench called its classify endpoint three ways,
+# alternately, on the same texts:
+
+# %%
+if BENCH.get("api"):
+    api = BENCH["api"]
+    display(pd.DataFrame({"p50 ms": [api["direct_p50_ms"], api["http_p50_ms"], api["api_p50_ms"]],
+                          "p95 ms": [api["direct_p95_ms"], api["http_p95_ms"], api["api_p95_ms"]]},
+                         index=["the handler, called directly", "plain HTTP (POST, then the answer's event stream)",
+                                "gradio_client's predict"]).round(1))
+    assert abs(api["http_overhead_p50_ms"] - (api["http_p50_ms"] - api["direct_p50_ms"])) < 1e-9
+    assert api["direct_p50_ms"] < api["http_p50_ms"] < api["api_p50_ms"]
+else:
+    print("the bench ran without the apps extra, so it did not measure the dashboard's API")
+
+# %% [markdown]
+# Plain HTTP adds the server's share: parsing the request, Gradio's queue, JSON both ways, a few
+# tens of milliseconds on this machine. gradio_client adds far more, because it checks for new
+# messages on a 50 ms timer: the cost of a convenient client, not of serving. When latency matters,
+# measure with the client your users will use.
+#
+# Back to the two kinds of deployment. **Hybrid deployment (混合部署)** combines the two:
 # the small edge model answers when it is sure (its top probability reaches a threshold) and sends
 # the rest to the cloud model. Every request pays for the edge model; a deferred one also pays for
 # the cloud. The threshold trades accuracy against the share of requests the cloud must serve:
@@ -478,6 +569,8 @@ plt.show()
 assert hybrid["deferred"].is_monotonic_increasing and hybrid["deferred"].iloc[0] == 0 and hybrid["deferred"].iloc[-1] == 1
 assert abs(hybrid["accuracy"].iloc[-1] - base["accuracy"]) < 1e-9  # everything deferred: the cloud model
 assert abs(hybrid["accuracy"].iloc[0] - edge_row["accuracy"]) < 1e-9  # nothing deferred: the edge model
+if "measured_ms" in hybrid:  # the same thresholds, served request by request and timed end to end
+    assert hybrid["measured_deferred"].iloc[0] == 0 and hybrid["measured_deferred"].iloc[-1] == 1
 mixed = hybrid[hybrid["deferred"] < 1].iloc[-1]  # the highest threshold that still keeps some requests on the edge
 print(f"threshold {mixed.name:g}: {mixed['deferred']:.1%} of the requests go to the cloud, accuracy "
       f"{mixed['accuracy']:.3f} (edge alone {edge_row['accuracy']:.3f}, cloud alone {base['accuracy']:.3f})")
@@ -492,6 +585,12 @@ if LAB_SCALE == "cpu":
 # made of *confident* mistakes: reviews the edge model gets wrong with a probability above the
 # threshold, which no threshold can find. The right threshold is a business decision read off this
 # curve: how much accuracy is worth how much cloud cost. (Exercise 4 asks for it.)
+#
+# The latency has two columns. The *modelled* one adds the edge model's p50 to the share deferred
+# times the cloud model's p50; the *measured* one served requests exactly that way (tokenise once, run
+# the edge model, run the cloud model as well when the edge is unsure) and timed each end to end. They
+# differ by the parts the model leaves out: the softmax that decides, a tokenisation shared by both
+# models, and the run-to-run noise of single requests. Model first to choose; measure to confirm.
 #
 # ## 7 · labkit against transformers
 #
@@ -514,6 +613,12 @@ assert np.allclose(frameworks["ratio"], frameworks["labkit_tokens_per_s"] / fram
 # function (the tests check it), so a difference is overhead in the code around the matrix products.
 # At cpu scale every ratio lies between 0.5 and 2: the lab's models are not slow because they are the
 # lab's. Read which rows are above 1; a ratio that moves from run to run by a tenth is not a finding.
+#
+# Where does such overhead hide? One example sits in the masked-LM head, whose output is a score for
+# every word of the vocabulary at every position, (B, T, V): labkit computes h Eᵀ + b in one fused call
+# (`F.linear`). Written as `h @ E.T + b`, the same arithmetic makes a second (B, T, V) tensor for the
+# sum, and at the cpu size that alone made inference about a third slower. At small sizes the cost is
+# in memory traffic and the code around the matrix products, not in the multiplications.
 #
 # ## 8 · Beyond one machine: data parallelism
 #

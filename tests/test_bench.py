@@ -72,6 +72,12 @@ def test_the_distillation_budgets_and_the_hybrid_curve(ci_bench):
     for h in hybrid:  # served that way too: every request timed end to end
         assert h["measured_ms"] > 0 and h["measured_p95_ms"] > 0 and 0 <= h["measured_deferred"] <= 1
     assert hybrid[0]["measured_deferred"] == 0.0 and hybrid[-1]["measured_deferred"] == 1.0
+    sweep = report["int8_by_width"]  # when int8 pays: float32 against int8 on each engine, by width
+    assert [r["width"] for r in sweep] == [64, 256] and sweep[0]["params"] < sweep[1]["params"]
+    for r in sweep:
+        assert r["int8_speedup_pytorch"] == pytest.approx(r["float32 (PyTorch) ms"] / r["dynamic int8 (PyTorch) ms"])
+        assert r["int8_speedup_onnx"] == pytest.approx(r["ONNX float32 ms"] / r["ONNX int8 ms"])
+    assert set(report["summary"]["int8_speedup_by_width_pytorch_onnx"]) == {"64", "256"}
     frameworks = {(r["what"], r["size"]) for r in report["frameworks"]}
     assert len(frameworks) == 5 and all(r["ratio"] > 0 for r in report["frameworks"])
 

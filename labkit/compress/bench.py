@@ -32,12 +32,13 @@ from ..data.probes import load_probes
 from ..paths import default_output_dir, require_build
 from ..tasks import TASKS, predict_proba
 from ..training import TrainConfig, seeded
+from ..transformer import TransformerConfig
 from .distill import DISTILL_TASK, Distilled, DistillConfig, distillation_split, teacher_logits
 from .export import OnnxClassifier, export_classifier, quantize_onnx
 from .quantize import dynamic_int8, quantize_model, size_bytes
 
 __all__ = ["BenchConfig", "BENCH_CONFIGS", "bench_config", "time_requests", "throughput", "measure",
-           "compression_chain", "framework_rows", "ensure_bench", "distillation_budgets", "hybrid_curve", "time_hybrid", "run_bench", "bench_markdown", "distillation_markdown", "bench_summary",
+           "compression_chain", "int8_by_width", "framework_rows", "ensure_bench", "distillation_budgets", "hybrid_curve", "time_hybrid", "run_bench", "bench_markdown", "distillation_markdown", "bench_summary",
            "plot_tradeoff", "plot_hybrid"]
 
 
@@ -65,6 +66,8 @@ class BenchConfig:
     framework_calls: int = 3  # calls per round
     api_requests: int = 100  # classify calls through the dashboard's API and directly, for its overhead
     real_teacher: bool = True  # also distil from the real encoder's classifier (real-<task>) where the build has it
+    int8_widths: tuple[int, ...] = (64, 256, 512, 1024)  # d_model of the untrained classifiers of the int8 sweep (): skip)
+    int8_length: int = 48  # tokens per request in the sweep
 
     def __post_init__(self):
         if self.task not in ("sentiment", "topic"):
@@ -78,6 +81,7 @@ class BenchConfig:
 
 BENCH_CONFIGS = {
     "ci": BenchConfig(n_requests=20, n_batches=2, budgets=(32, None), framework_rounds=1, framework_calls=1, api_requests=10,
+                      int8_widths=(64, 256),
                       student_train=TrainConfig(steps=60, batch_size=32, lr=3e-3, eval_every=60, progress=False)),
     "cpu": BenchConfig(n_requests=100, framework_rounds=3),
     "gpu": BenchConfig(n_requests=500, n_batches=30),
@@ -317,6 +321,39 @@ def compression_chain(build_dir: str | Path, cfg: BenchConfig, workdir: str | Pa
             "seconds": seconds}
 
 
+def int8_by_width(cfg: BenchConfig, workdir: str | Path, *, log: Callable = print) -> list[dict]:
+    """When does int8 pay? Untrained two-layer classifiers of each width in ``cfg.int8_widths`` (d_ff = 4 × width),
+    one request of ``cfg.int8_length`` tokens, timed alternately in float32 and int8 on each engine (PyTorch's
+    dynamic int8, ONNX Runtime's int8). Speed only: the weights are random, so accuracy means nothing here."""
+    from ..heads import SequenceClassifier
+    from .frameworks import alternate
+
+    rows = []
+    ids = torch.randint(5, 3000, (1, cfg.int8_length), generator=torch.Generator().manual_seed(0))  # (1, T)
+    mask = torch.ones_like(ids)
+    feed = lambda m: (lambda: m(ids, mask))  # noqa: E731
+    for width in cfg.int8_widths:
+        config = TransformerConfig(vocab_size=3000, d_model=width, n_layers=2, n_heads=max(1, width // 64),
+                                   d_ff=4 * width, max_position=max(128, cfg.int8_length), dropout=0.0,
+                                   attention_dropout=0.0)
+        with seeded(0):
+            model = SequenceClassifier(config, 2).eval()
+        onnx32 = export_classifier(model, Path(workdir) / f"width{width}.onnx")
+        onnx8 = quantize_onnx(onnx32, Path(workdir) / f"width{width}-int8.onnx")
+        with torch.inference_mode():
+            t = alternate({"float32 (PyTorch)": feed(model), "dynamic int8 (PyTorch)": feed(dynamic_int8(model)),
+                           "ONNX float32": feed(OnnxClassifier(onnx32, threads=cfg.threads)),
+                           "ONNX int8": feed(OnnxClassifier(onnx8, threads=cfg.threads))},
+                          rounds=cfg.framework_rounds or 1, calls=5)
+        row = {"width": width, "params": _params(model), **{f"{k} ms": 1000 * v for k, v in t.items()},
+               "int8_speedup_pytorch": t["float32 (PyTorch)"] / t["dynamic int8 (PyTorch)"],
+               "int8_speedup_onnx": t["ONNX float32"] / t["ONNX int8"]}
+        rows.append(row)
+        log(f"int8 at width {width}: {row['int8_speedup_pytorch']:.2f}× in PyTorch, {row['int8_speedup_onnx']:.2f}× "
+            f"in ONNX Runtime")
+    return rows
+
+
 def framework_rows(cfg: BenchConfig, *, log: Callable = print) -> list[dict]:
     """labkit against transformers on the same weights: masked-LM training and inference at two sizes, greedy
     decoding of the cpu build's mini-GPT shape (:mod:`.frameworks`)."""
@@ -363,6 +400,11 @@ def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str |
             chain = compression_chain(build_dir, cfg, tmp, progress=progress, log=log)
         report = {"scale": scale, "build": str(build_dir), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                   **chain, "ratios": _ratios(chain["rows"]), "config": json.loads(json.dumps(asdict(cfg), default=str))}
+        if cfg.int8_widths:
+            t = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                report["int8_by_width"] = int8_by_width(cfg, tmp, log=log)
+            report["seconds"]["int8 by width"] = round(time.perf_counter() - t, 1)
         if cfg.framework_rounds:
             t = time.perf_counter()
             report["frameworks"] = framework_rows(cfg, log=log)
@@ -415,7 +457,10 @@ def bench_summary(report: dict) -> dict:
     frameworks = {f"{r['what']}, {r['size']}": round(r["ratio"], 2) for r in report.get("frameworks", [])}
     api = {"api_overhead_p50_ms": round(report["api"]["overhead_p50_ms"], 1),
            "http_overhead_p50_ms": round(report["api"]["http_overhead_p50_ms"], 1)} if report.get("api") else {}
+    widths = {str(r["width"]): [round(r["int8_speedup_pytorch"], 2), round(r["int8_speedup_onnx"], 2)]
+              for r in report.get("int8_by_width", [])}
     return {"scale": report["scale"], "task": report["task"], "labkit_vs_transformers": frameworks,
+            **({"int8_speedup_by_width_pytorch_onnx": widths} if widths else {}),
             "int8_vs_float32_pytorch": against("dynamic int8 (PyTorch)", "float32 (PyTorch)"),
             "int8_vs_float32_onnx": against("ONNX int8", "ONNX float32"),
             "onnx_vs_pytorch_float32_speedup_p50": round(ratios["ONNX float32"]["speedup_p50"], 2),
@@ -457,6 +502,13 @@ def bench_markdown(report: dict) -> str:
         lines.append(f"| {r['variant']} | {r['accuracy']:.3f} | {r['size_mb']:.2f} | {r['p50_ms']:.2f} | "
                      f"{r['p95_ms']:.2f} | {r['throughput']:.0f} | {q['speedup_p50']:.2f}× | {q['size_ratio']:.3f} |")
     lines += distillation_markdown(report)
+    if report.get("int8_by_width"):
+        lines += ["", "## When does int8 pay? Untrained two-layer classifiers by width, one request, timed alternately", "",
+                  "| width | parameters | float32 ms | dynamic int8 ms | int8 speed-up (PyTorch) | ONNX float32 ms | "
+                  "ONNX int8 ms | int8 speed-up (ONNX) |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['width']} | {r['params']:,} | {r['float32 (PyTorch) ms']:.2f} | {r['dynamic int8 (PyTorch) ms']:.2f} | "
+                  f"{r['int8_speedup_pytorch']:.2f}× | {r['ONNX float32 ms']:.2f} | {r['ONNX int8 ms']:.2f} | "
+                  f"{r['int8_speedup_onnx']:.2f}× |" for r in report["int8_by_width"]]
     if report.get("frameworks"):
         lines += ["", "## labkit against transformers, same weights, timed alternately (ratio > 1: labkit faster)", "",
                   "| what | size | labkit tokens/s | transformers tokens/s | ratio |", "|---|---|---|---|---|"]
