@@ -159,6 +159,7 @@ def test_cli_wires_the_flags_to_the_stage(monkeypatch, capsys, tmp_path):
               "seconds": {"assistant": 12.0, "total": 30.0}}
     monkeypatch.setattr(labkit.build, "build_assistant", lambda *a, **k: calls.append(("only", a, k)) or report)
     monkeypatch.setattr(labkit.build, "build", lambda *a, **k: calls.append(("build", a, k)) or report)
+    (tmp_path / "report.json").write_text("{}")  # a build to add to: the command line checks for one first
     assert main(["build", "--scale", "ci", "--assistant-only", "--out", str(tmp_path), "--quiet"]) == 0
     assert calls[-1] == ("only", ("ci", str(tmp_path)), {"progress": False})
     assert "added the assistant" in capsys.readouterr().out
