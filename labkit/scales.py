@@ -111,11 +111,11 @@ SCALES: dict[str, Scale] = {
         prompting=PromptingConfig(seeds=(0,), n_test=200,
                                   recipe=TransferConfig(probe_steps=20, min_steps=30, steps_cap=40)),
         soft_prompt=SoftPromptConfig(steps=100),
-        # the real stage in a minute or two: one seed, 32 labels, short runs, part of the test split
+        # the real stage in about two minutes: one seed, 32 labels, short runs, part of the test split
         real=RealStageConfig(
             compare=CompareConfig(label_counts=(32,), seeds=(0,), n_test=100,
-                                  recipe=TransferConfig(probe_steps=20, min_steps=30, steps_cap=30)),
-            classifier=TransferConfig(probe_steps=20, min_steps=30, steps_cap=40)),
+                                  recipe=TransferConfig(probe_steps=10, min_steps=20, steps_cap=20)),
+            classifier=TransferConfig(probe_steps=10, min_steps=30, steps_cap=30)),
     ),
     "cpu": _CPU,
     # One H100 runs this in minutes; most of the time is Python and kernel launches, not
