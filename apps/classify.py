@@ -12,6 +12,9 @@ the probability of the predicted label falls,
 
 so a positive score means the word supports the prediction and a negative one that it
 argues against it. All the occluded texts go through the model as one batch.
+
+For programs there are two lighter endpoints, labels only: ``/predict`` (one model call per request) and
+``/predict_batch`` (Gradio's queue hands up to ``BATCH`` waiting requests to one model call).
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ import gradio as gr
 from apps.common import CONCURRENCY_LIMIT, ModelStore, check_length, clean_text, device_markdown, run_alone
 from labkit.finetune import predict_proba
 
-__all__ = ["MAX_TOKENS", "classify", "word_importance", "model_choices", "models_markdown", "make_demo"]
+__all__ = ["MAX_TOKENS", "BATCH", "classify", "predict", "predict_many", "word_importance", "model_choices", "models_markdown", "make_demo"]
 
 MAX_TOKENS = 128  # the length the classifiers were fine-tuned with ([CLS] and [SEP] included)
+BATCH = 16  # queued /predict_batch requests answered by one model call
 
 # a "word": one CJK character, a run of letters/digits, or one other symbol (punctuation, emoji)
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -67,6 +71,50 @@ def classify(store: ModelStore, text: str,
         pieces.append((text[a:b], round(d / scale, 3)))
         cursor = b
     return labels, pieces
+
+
+def predict_many(store: ModelStore, texts: list[str], model_names: list[str]) -> list[list[dict[str, float] | str]]:
+    """Label probabilities for many texts at once, without word importance: the ``/predict_batch`` endpoint,
+    which Gradio calls with up to ``BATCH`` queued requests together (``batch=True``). Texts for the same model
+    go through it as one padded batch. Returns ``[answer for each text]`` (one list per output, as Gradio's
+    batched functions do).
+
+    One client's bad request must not fail the others that share its batch, so a bad text (or model name)
+    gets the string "error: <what was wrong>" as its answer; only when every request in the batch is bad
+    (a lone bad request, for one) is the answer a gr.Error."""
+    if len(texts) != len(model_names):
+        raise gr.Error(f"got {len(texts)} texts and {len(model_names)} model names; send one model name per text")
+    texts, out = list(texts), [None] * len(texts)  # out: each text's probabilities, or what was wrong with it
+    for name in dict.fromkeys(model_names):  # one forward pass per model
+        rows = [i for i, n in enumerate(model_names) if n == name]
+        try:
+            m = store.get("classification", name)
+        except gr.Error as err:
+            for i in rows:
+                out[i] = f"error: {err.message}"
+            continue
+        good = []
+        for i in rows:
+            try:
+                texts[i] = clean_text(texts[i])
+                check_length(m.tokenizer, texts[i], min(MAX_TOKENS, m.max_position))
+                good.append(i)
+            except gr.Error as err:
+                out[i] = f"error: {err.message}"
+        if good:
+            probs = predict_proba(m.model, m.tokenizer, [texts[i] for i in good], max_length=MAX_TOKENS)  # (n, K)
+            for i, p in zip(good, probs):
+                out[i] = {m.model.id2label[k]: round(float(v), 4) for k, v in enumerate(p)}
+    if all(isinstance(o, str) for o in out):
+        raise gr.Error(out[0].removeprefix("error: "))
+    return [out]
+
+
+def predict(store: ModelStore, text: str, model_name: str | None = None) -> dict[str, float]:
+    """Label probabilities of one text, without word importance: the ``/predict`` endpoint, one request per
+    model call (the unbatched twin of ``/predict_batch``)."""
+    names = list(store.folders("classification"))
+    return predict_many(store, [text], [model_name or names[0]])[0][0]
 
 
 def _about(store: ModelStore, name: str) -> dict:
@@ -145,6 +193,15 @@ def make_demo(store: ModelStore) -> gr.Blocks:
                     inputs=[text, model_name], label="Examples")
         gr.on([button.click, text.submit], partial(classify, store), [text, model_name], [labels, importance],
               api_name="classify", concurrency_id="model", preprocess=False)
+        # for programs rather than people: labels only, one request at a time or batched by the queue
+        def api_predict(text: str, model_name: str = names[0]) -> dict[str, float]:
+            """The label probabilities of `text` under the classifier `model_name`."""
+            return predict(store, text, model_name)
+
+        gr.api(api_predict, api_name="predict", concurrency_id="model")
+        batched = gr.Button(visible=False)
+        batched.click(partial(predict_many, store), [text, model_name], [labels], api_name="predict_batch",
+                      batch=True, max_batch_size=BATCH, concurrency_id="model", preprocess=False)
     return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
 
 

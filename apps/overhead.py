@@ -11,6 +11,10 @@ ways are timed alternately, request by request, on the same texts:
   the event stream of the answer. Its difference from the direct call is the server's share: HTTP, the
   queue and JSON;
 - gradio_client's ``predict``, which adds the client's own polling (it checks for new messages every 50 ms).
+
+``served_throughput`` asks the other question of a server: how many requests a second it answers when many
+clients call at once, one model call per request (``/predict``) or with the queue batching them
+(``/predict_batch``).
 """
 from __future__ import annotations
 
@@ -92,3 +96,59 @@ def api_overhead(build_dir: str | Path, n: int = 100, *, model_name: str = "sent
     out["http_overhead_p50_ms"] = out["http_p50_ms"] - out["direct_p50_ms"]
     out["n"] = n
     return out
+
+
+def served_throughput(build_dir: str | Path, *, clients: int = 20, per_client: int = 10, rounds: int = 2,
+                      model_name: str = "sentiment") -> dict:
+    """``clients`` concurrent plain-HTTP clients, each sending ``per_client`` requests one after another, against
+    ``/predict`` (one request per model call) and ``/predict_batch`` (Gradio's queue hands up to
+    :data:`apps.classify.BATCH` waiting requests to one call), ``rounds`` times each, alternately. Returns, per
+    endpoint, requests per second (the mean over rounds) and the p50/p95 latency of a request."""
+    import concurrent.futures
+
+    import httpx
+
+    from apps.classify import make_demo
+    from apps.common import ModelStore
+
+    if clients < 1 or per_client < 1 or rounds < 1:
+        raise ValueError(f"clients, per_client and rounds must be positive, got {clients}, {per_client}, {rounds}")
+    demo = make_demo(ModelStore(build_dir))
+    demo.launch(server_name="127.0.0.1", server_port=_free_port(), share=False, prevent_thread_lock=True, quiet=True)
+    url = demo.local_url.rstrip("/")
+
+    def client(k: int, endpoint: str) -> list[tuple[float, str]]:
+        out = []
+        with httpx.Client(timeout=120) as http:
+            for i in range(per_client):
+                text = TEXTS[(k + i) % len(TEXTS)]
+                start = time.perf_counter()
+                answer = _http_predict(http, url, endpoint, [text, model_name])[0]
+                label = answer["label"] if "confidences" in answer else max(answer, key=answer.get)
+                out.append(((time.perf_counter() - start) * 1000, label))
+        return out
+
+    results: dict[str, dict[str, list]] = {e: {"rps": [], "ms": [], "labels": []} for e in ("predict", "predict_batch")}
+    try:
+        for endpoint in results:  # untimed: load the model, warm the server
+            client(0, endpoint)
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            for _ in range(rounds):
+                for endpoint, r in results.items():
+                    start = time.perf_counter()
+                    done = list(pool.map(lambda k: client(k, endpoint), range(clients)))
+                    r["rps"].append(clients * per_client / (time.perf_counter() - start))
+                    for k, calls in enumerate(done):
+                        r["ms"] += [ms for ms, _ in calls]
+                        r["labels"] += [(k, i, label) for i, (_, label) in enumerate(calls)]
+    finally:
+        demo.close()
+    if sorted(results["predict"]["labels"]) != sorted(results["predict_batch"]["labels"]):
+        raise RuntimeError("/predict and /predict_batch gave different labels for the same requests")
+    out = {"clients": clients, "requests": clients * per_client * rounds}
+    for endpoint, r in results.items():
+        out[endpoint] = {"requests_per_s": float(np.mean(r["rps"])), "p50_ms": float(np.percentile(r["ms"], 50)),
+                         "p95_ms": float(np.percentile(r["ms"], 95))}
+    out["batching_speedup"] = out["predict_batch"]["requests_per_s"] / out["predict"]["requests_per_s"]
+    return out
+

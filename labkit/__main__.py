@@ -82,12 +82,12 @@ def _bench(args: argparse.Namespace) -> int:
     from .compress.bench import bench_markdown, run_bench
 
     try:  # the dashboard's API overhead needs the apps (gradio): measured where they are installed
-        from apps.overhead import api_overhead
+        from apps.overhead import api_overhead, served_throughput
     except ModuleNotFoundError:
-        api_overhead = None
+        api_overhead = served_throughput = None
         print("labkit bench: the apps extra is not installed; the dashboard's API overhead is left out", file=sys.stderr)
     report = run_bench(args.scale, args.build, args.out, progress=not args.quiet,
-                       log=(lambda *a: None) if args.quiet else print, api=api_overhead)
+                       log=(lambda *a: None) if args.quiet else print, api=api_overhead, served=served_throughput)
     print(bench_markdown(report))
     print(f"benched the {args.scale} build's {report['task']} classifier in {report['seconds']['total']:.0f}s; "
           f"see {report['out']}/report.md")

@@ -12,8 +12,8 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-ENDPOINTS = {"/classify", "/translate", "/answer", "/attention", "/token_attention", "/generate", "/generation_step",
-             "/chat"}
+ENDPOINTS = {"/classify", "/predict", "/predict_batch", "/translate", "/answer", "/attention", "/token_attention",
+             "/generate", "/generation_step", "/chat"}
 CONTEXT = "In 2008, Guo Jianhua started Orchid Bank. Orchid Bank is based in Istanbul."
 
 
@@ -89,7 +89,43 @@ def test_attention(client):
     assert sum(c["confidence"] for c in looks["confidences"]) == pytest.approx(1.0, abs=1e-2)
 
 
+def test_predict_one_at_a_time_and_batched_agree_with_classify(client, server):
+    """/predict (labels only) and /predict_batch (the queue batches waiting requests into one model call) give
+    /classify's probabilities; twenty clients at once on /predict_batch all get their own text's answer."""
+    reviews = [f"The screen is {word}." for word in ("excellent", "terrible") * 10]
+    expected = [client.predict(r, "sentiment", api_name="/classify")[0] for r in reviews[:2]]
+    one = [client.predict(r, "sentiment", api_name="/predict") for r in reviews[:2]]
+    for e, o in zip(expected, one):
+        assert max(o, key=o.get) == e["label"]
+        assert {c["label"]: c["confidence"] for c in e["confidences"]} == pytest.approx(o, abs=1e-3)
+    clients = [connect(server) for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        batched = list(pool.map(lambda i: clients[i].predict(reviews[i], "sentiment", api_name="/predict_batch"), range(20)))
+    assert [b["label"] for b in batched[:2]] == [e["label"] for e in expected]
+    assert [b["label"] for b in batched] == [batched[i % 2]["label"] for i in range(20)]  # the same text, the same answer
+
+
+def test_predict_many_refuses_mismatched_lists(ci_build):
+    import gradio as gr
+
+    from apps.classify import predict_many
+    from apps.common import ModelStore
+
+    store = ModelStore(ci_build)
+    with pytest.raises(gr.Error, match="one model name per text"):
+        predict_many(store, ["a", "b"], ["sentiment"])
+    # a bad request in a batch answers itself with an error and leaves the others alone
+    (good, empty, unknown), = predict_many(store, ["The phone is excellent.", "   ", "fine"], ["sentiment", "sentiment", "weather"])
+    assert set(good) == {"negative", "positive"} and empty.startswith("error: The text is empty")
+    assert unknown.startswith("error: Unknown model 'weather'")
+    with pytest.raises(gr.Error, match="The text is empty"):  # all bad: an error, as for one request
+        predict_many(store, ["   "], ["sentiment"])
+
+
 @pytest.mark.parametrize("api_name, args, message", [
+    ("/predict", ("   ", "sentiment"), "The text is empty"),
+    ("/predict", ("fine", "weather"), "Unknown model 'weather'"),
+    ("/predict_batch", ("   ", "sentiment"), "The text is empty"),
     ("/classify", ("   ", "sentiment"), "The text is empty"),
     ("/classify", ("good " * 300, "sentiment"), "this model reads at most 128"),
     ("/classify", ("🚀🚀 😀", "sentiment"), "knows none of the characters"),

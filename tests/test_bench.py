@@ -69,6 +69,10 @@ def test_the_distillation_budgets_and_the_hybrid_curve(ci_bench):
     assert api["n"] == 10 and api["overhead_p50_ms"] == pytest.approx(api["api_p50_ms"] - api["direct_p50_ms"])
     assert api["http_overhead_p50_ms"] == pytest.approx(api["http_p50_ms"] - api["direct_p50_ms"])
     assert {"api_overhead_p50_ms", "http_overhead_p50_ms"} <= set(report["summary"])
+    served = report["served"]  # 20 clients at once over HTTP, unbatched and batched by the queue
+    assert served["clients"] == 20 and served["requests"] == 20 * 3 * 2
+    assert served["batching_speedup"] == pytest.approx(served["predict_batch"]["requests_per_s"] / served["predict"]["requests_per_s"])
+    assert all(served[e]["requests_per_s"] > 0 and served[e]["p50_ms"] <= served[e]["p95_ms"] for e in ("predict", "predict_batch"))
     for h in hybrid:  # served that way too: every request timed end to end
         assert h["measured_ms"] > 0 and h["measured_p95_ms"] > 0 and 0 <= h["measured_deferred"] <= 1
     assert hybrid[0]["measured_deferred"] == 0.0 and hybrid[-1]["measured_deferred"] == 1.0

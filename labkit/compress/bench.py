@@ -65,6 +65,8 @@ class BenchConfig:
     framework_rounds: int = 5  # alternating timing rounds of labkit against transformers (0: skip)
     framework_calls: int = 3  # calls per round
     api_requests: int = 100  # classify calls through the dashboard's API and directly, for its overhead
+    served_clients: int = 20  # concurrent HTTP clients of the served throughput (unbatched against batched)
+    served_requests: int = 10  # requests each client sends, one after another, per round
     real_teacher: bool = True  # also distil from the real encoder's classifier (real-<task>) where the build has it
     int8_widths: tuple[int, ...] = (64, 256, 512, 1024)  # d_model of the untrained classifiers of the int8 sweep (): skip)
     int8_length: int = 48  # tokens per request in the sweep
@@ -81,6 +83,7 @@ class BenchConfig:
 
 BENCH_CONFIGS = {
     "ci": BenchConfig(n_requests=20, n_batches=2, budgets=(32, None), framework_rounds=1, framework_calls=1, api_requests=10,
+                      served_requests=3,
                       int8_widths=(64, 256),
                       student_train=TrainConfig(steps=60, batch_size=32, lr=3e-3, eval_every=60, progress=False)),
     "cpu": BenchConfig(n_requests=100, framework_rounds=3),
@@ -383,10 +386,13 @@ def _ratios(rows: list[dict]) -> dict:
 
 
 def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str | Path | None = None, *,
-              progress: bool = False, log: Callable = print, api: Callable | None = None) -> dict:
+              progress: bool = False, log: Callable = print, api: Callable | None = None,
+              served: Callable | None = None) -> dict:
     """Measure the compression chain on the scale's build; write report.json, report.md and the plots to ``out``
-    (default ``<build>/bench``). ``api(build_dir, n)``, where given, measures the dashboard's API overhead
-    (``labkit bench`` passes :func:`apps.overhead.api_overhead` when the apps extra is installed)."""
+    (default ``<build>/bench``). ``api(build_dir, n)``, where given, measures the dashboard's API overhead, and
+    ``served(build_dir, clients=, per_client=)`` its requests per second under concurrent clients, unbatched and
+    batched (``labkit bench`` passes :func:`apps.overhead.api_overhead` and :func:`apps.overhead.served_throughput`
+    when the apps extra is installed)."""
     cfg = bench_config(scale)
     build_dir = Path(build_dir) if build_dir is not None else default_output_dir(scale)
     require_build(build_dir, scale, "bench")
@@ -417,6 +423,13 @@ def run_bench(scale: str = "ci", build_dir: str | Path | None = None, out: str |
         log(f"dashboard API: p50 {a['http_p50_ms']:.1f} ms over HTTP, {a['api_p50_ms']:.1f} ms through gradio_client, "
             f"against {a['direct_p50_ms']:.1f} ms calling the handler directly: {a['http_overhead_p50_ms']:.1f} and "
             f"{a['overhead_p50_ms']:.1f} ms of overhead")
+    if served is not None:
+        t = time.perf_counter()
+        report["served"] = served(build_dir, clients=cfg.served_clients, per_client=cfg.served_requests)
+        report["seconds"]["served"] = round(time.perf_counter() - t, 1)
+        v = report["served"]
+        log(f"served to {v['clients']} clients at once: {v['predict']['requests_per_s']:.0f} requests/s one model call "
+            f"each, {v['predict_batch']['requests_per_s']:.0f} batched ({v['batching_speedup']:.2f}×)")
     report["seconds"]["total"] = round(time.perf_counter() - start, 1)
     report["summary"] = bench_summary(report)
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -457,6 +470,8 @@ def bench_summary(report: dict) -> dict:
     frameworks = {f"{r['what']}, {r['size']}": round(r["ratio"], 2) for r in report.get("frameworks", [])}
     api = {"api_overhead_p50_ms": round(report["api"]["overhead_p50_ms"], 1),
            "http_overhead_p50_ms": round(report["api"]["http_overhead_p50_ms"], 1)} if report.get("api") else {}
+    if report.get("served"):
+        api["batching_speedup_20_clients"] = round(report["served"]["batching_speedup"], 2)
     widths = {str(r["width"]): [round(r["int8_speedup_pytorch"], 2), round(r["int8_speedup_onnx"], 2)]
               for r in report.get("int8_by_width", [])}
     return {"scale": report["scale"], "task": report["task"], "labkit_vs_transformers": frameworks,
@@ -523,6 +538,13 @@ def bench_markdown(report: dict) -> str:
                   f"{a['http_p95_ms']:.1f} | {a['http_overhead_p50_ms']:.1f} |",
                   f"| gradio_client (adds its 50 ms polling) | {a['api_p50_ms']:.1f} | {a['api_p95_ms']:.1f} | "
                   f"{a['overhead_p50_ms']:.1f} |"]
+    if report.get("served"):
+        v = report["served"]
+        lines += ["", f"## Served to {v['clients']} clients at once (plain HTTP): one model call per request, or batched "
+                      "by the queue", "", "| endpoint | requests/s | p50 ms | p95 ms |", "|---|---|---|---|"]
+        lines += [f"| /{e} | {v[e]['requests_per_s']:.0f} | {v[e]['p50_ms']:.1f} | {v[e]['p95_ms']:.1f} |"
+                  for e in ("predict", "predict_batch")]
+        lines += ["", f"Batching: {v['batching_speedup']:.2f}× the requests per second."]
     lines += ["", "## Hybrid: the edge student answers when sure, the cloud model otherwise", "",
               "Mean milliseconds per request, modelled (edge p50 + share deferred × cloud p50) and measured (requests "
               "served that way, end to end).", "",
