@@ -556,6 +556,29 @@ else:
 # messages on a 50 ms timer: the cost of a convenient client, not of serving. When latency matters,
 # measure with the client your users will use.
 #
+# A server's other number is how many requests it answers per second when many clients call at once.
+# **Batching (批处理)** answers several waiting requests with one model call: the dashboard's
+# `/predict_batch` endpoint lets Gradio's queue hand up to 16 waiting requests to one padded forward
+# pass, while its twin `/predict` makes one call per request. The bench sent 20 clients at both:
+
+# %%
+if BENCH.get("served"):
+    served = BENCH["served"]
+    display(pd.DataFrame({e: served[e] for e in ("predict", "predict_batch")}).T.round(1))
+    print(f"{served['clients']} clients at once: batching answers {served['batching_speedup']:.2f}× the requests per second")
+    assert abs(served["batching_speedup"] - served["predict_batch"]["requests_per_s"] / served["predict"]["requests_per_s"]) < 1e-9
+    if LAB_SCALE == "cpu":
+        assert served["batching_speedup"] > 1.2  # one padded call for many requests beats one call each
+        assert served["predict_batch"]["p50_ms"] < served["predict"]["p50_ms"]  # and each waits less
+else:
+    print("the bench ran without the apps extra, so it did not serve the dashboard")
+
+# %% [markdown]
+# Batching pays twice here: more requests per second, and a shorter wait for each, because a
+# request no longer queues behind nineteen others that each need a model call of their own. The
+# price is a little latency for a lone request (it waits for the batch to form) and answers that
+# arrive together; a GPU, which needs large batches to be busy, gains far more than these two cores.
+#
 # Back to the two kinds of deployment. **Hybrid deployment (混合部署)** combines the two:
 # the small edge model answers when it is sure (its top probability reaches a threshold) and sends
 # the rest to the cloud model. Every request pays for the edge model; a deferred one also pays for
